@@ -1,0 +1,80 @@
+"""TensorFlow, tf-keras and tfmot quirks, in one place.
+
+edgekit needs Keras 2 (tf-keras): tensorflow-model-optimization and tf2onnx's ``from_keras``
+fail on Keras 3 models. ``TF_USE_LEGACY_KERAS`` must be set before TensorFlow is first
+imported, so this module is imported by ``edgekit/__init__.py`` before anything else.
+It can go once tfmot and tf2onnx support Keras 3.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# Keras 2 through tf-keras. We force it rather than setdefault: a user who exported
+# TF_USE_LEGACY_KERAS=0 would otherwise get Keras 3 models that tfmot rejects later.
+if "tensorflow" in sys.modules and os.environ.get("TF_USE_LEGACY_KERAS") != "1":
+    import warnings
+
+    warnings.warn(
+        "TensorFlow was imported before edgekit, so tf.keras may be Keras 3. "
+        "Import edgekit first, or let edgekit import TensorFlow.",
+        RuntimeWarning,
+        stacklevel=2,
+    )
+os.environ["TF_USE_LEGACY_KERAS"] = "1"
+
+# TensorFlow's C++ logging (oneDNN notices, CUDA probing) stays out of the terminal unless the
+# user asked for it (``edgekit --verbose`` sets EDGEKIT_VERBOSE=1) or set the level themselves.
+if os.environ.get("EDGEKIT_VERBOSE") != "1":
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
+
+
+def _quiet() -> bool:
+    return os.environ.get("EDGEKIT_VERBOSE") != "1"
+
+
+def _import_silently(module_name: str):
+    """Import a module with file descriptor 2 pointed at /dev/null.
+
+    TensorFlow's C++ start-up notices (absl "InitializeLog", oneDNN, CUDA probing) are written
+    straight to fd 2 before TF_CPP_MIN_LOG_LEVEL is read, so only a redirect keeps them out.
+    Python exceptions raised by the import still reach the caller once fd 2 is restored.
+    """
+    import importlib
+
+    if module_name in sys.modules or not _quiet():
+        return importlib.import_module(module_name)
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        return importlib.import_module(module_name)
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def tensorflow():
+    """Return the ``tensorflow`` module, imported with Keras 2 selected."""
+    tf = _import_silently("tensorflow")
+    if _quiet():
+        tf.get_logger().setLevel("ERROR")
+        import absl.logging
+
+        absl.logging.set_verbosity(absl.logging.ERROR)
+    return tf
+
+
+def keras():
+    """Return tf-keras (Keras 2), the Keras every edgekit model is built with."""
+    tensorflow()
+    return _import_silently("tf_keras")
+
+
+def is_keras2_model(model) -> bool:
+    """True when ``model`` is a tf-keras (Keras 2) model, the kind tfmot and tf2onnx accept."""
+    return isinstance(model, keras().Model)

@@ -1,0 +1,1 @@
+"""The ``edgekit`` command line: parses arguments, calls the library, prints results."""

@@ -1,0 +1,67 @@
+"""What every command shares: turning EdgekitErrors into one line and an exit code."""
+
+from __future__ import annotations
+
+import signal
+import sys
+
+import click
+
+from edgekit.errors import EdgekitError, OptionError
+
+
+class EdgekitGroup(click.Group):
+    """A click group whose commands report EdgekitError as ``error: ...`` and exit non-zero."""
+
+    def invoke(self, ctx):
+        previous = signal.getsignal(signal.SIGTERM)
+        signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+        try:
+            return super().invoke(ctx)
+        except EdgekitError as error:
+            click.echo(f"error: {error}", err=True)
+            sys.exit(error.exit_code)
+        except KeyboardInterrupt:
+            click.echo("error: interrupted", err=True)
+            sys.exit(130)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _raise_keyboard_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def given_options(ctx: click.Context, names: list[str]) -> dict:
+    """The options the user typed (not click defaults), so library defaults stay the only ones."""
+    from click.core import ParameterSource
+
+    given = {}
+    for name in names:
+        source = ctx.get_parameter_source(name)
+        if source in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT):
+            given[name] = ctx.params[name]
+    return given
+
+
+def parse_key_values(pairs: tuple[str, ...], flag: str) -> dict:
+    """``("alpha=0.35", "input_size=48")`` -> ``{"alpha": 0.35, "input_size": 48}``."""
+    parsed = {}
+    for pair in pairs:
+        key, separator, text = pair.partition("=")
+        if not separator or not key:
+            raise OptionError(f"{flag} takes KEY=VALUE; received {pair!r}. Example: {flag} alpha=0.5")
+        parsed[key.strip()] = _plain_value(text.strip())
+    return parsed
+
+
+def _plain_value(text: str):
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
