@@ -3,23 +3,19 @@
 from edgekit import _compat  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from edgekit.errors import EdgekitError
 
+# Stage functions share their names with their subpackages (edgekit.train is the function, its
+# code lives in edgekit/train/). Importing them here, after the subpackage, makes the name the
+# function for good. None of these imports loads TensorFlow.
+from edgekit.pipeline import pipeline  # noqa: E402
+from edgekit.train import train  # noqa: E402
+
 __version__ = "0.1.0"
 
 __all__ = ["EdgekitError", "__version__", "build_model", "load_dataset", "pipeline", "train"]
 
-_SUBPACKAGES = ("config", "data", "manifest", "models", "train")
-
 
 def __getattr__(name):
-    # The public API is imported lazily so `edgekit --help` does not pay for TensorFlow.
-    if name in _SUBPACKAGES:
-        import importlib
-
-        return importlib.import_module(f"edgekit.{name}")
-    if name == "pipeline":
-        from edgekit.pipeline import pipeline
-
-        return pipeline
+    # Imported lazily so `edgekit --help` does not pay for scikit-learn or TensorFlow.
     if name == "load_dataset":
         from edgekit.data import load_dataset
 
@@ -28,8 +24,8 @@ def __getattr__(name):
         from edgekit.models import build_model
 
         return build_model
-    if name == "train":
-        from edgekit.train import train
+    if name in ("config", "data", "manifest", "models"):
+        import importlib
 
-        return train
+        return importlib.import_module(f"edgekit.{name}")
     raise AttributeError(f"module 'edgekit' has no attribute {name!r}")

@@ -138,13 +138,14 @@ def test_users_model_file_keeps_training(tmp_path, cli_runner):
     outputs = tf_keras.layers.Dense(10)(x)  # logits: edgekit must notice
     path = tmp_path / "mine.keras"
     tf_keras.Model(inputs, outputs).save(path)
-    result = cli_runner("train", "--model", str(path), "--epochs", "2", "--output",
-                        str(tmp_path / "out"))
+    result = cli_runner("train", "--model", str(path), "--epochs", "3", "--lr", "0.01",
+                        "--output", str(tmp_path / "out"))
     assert result.exit_code == 0, result.output
     manifest = _manifest(tmp_path / "out")
     assert manifest["model"]["outputs"] == "logits"
     assert manifest["parent"]["sha256"] == sha256_file(path)
-    assert manifest["evaluation"]["test"]["accuracy"] > 0.5
+    # A linear model trained with the right (from_logits=True) loss learns digits quickly.
+    assert manifest["evaluation"]["test"]["accuracy"] > 0.85
 
 
 def _write_npz(path, **overrides):
