@@ -14,10 +14,14 @@ def models_command():
       edgekit models
       edgekit train --model resnet8 -o base_filters=8
     """
+    import sys
+
     from edgekit.models import MODELS, model_names, model_options
 
     for name in model_names():
-        summary = (MODELS.get(name).__doc__ or "").strip().splitlines()[0]
+        module = sys.modules[MODELS.get(name).__module__]
+        summary = (module.__doc__ or MODELS.get(name).__doc__ or "").strip().splitlines()[0]
+        summary = summary.split(": ", 1)[-1] if summary.startswith("``") else summary
         options = ", ".join(f"{key}={value}" for key, value in model_options(name).items())
         click.echo(f"{name:<13} {summary}")
         click.echo(f"{'':<13} options: {options or 'none'}")

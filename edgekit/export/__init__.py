@@ -1,0 +1,1 @@
+"""The convert stage: TFLite, ONNX, a Triton model repository and a mobile bundle."""
