@@ -49,8 +49,8 @@ def edgekit_command() -> str:
 def run_edgekit(tmp_path):
     """Run the installed ``edgekit`` console script in a subprocess, in ``tmp_path``."""
 
-    def run(*args: str, timeout: float = 300, cwd: Path | None = None):
-        env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
+    def run(*args: str, timeout: float = 300, cwd: Path | None = None, env: dict | None = None):
+        env = {**{k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}, **(env or {})}
         return subprocess.run([edgekit_executable(), *args], cwd=cwd or tmp_path, env=env,
                               capture_output=True, text=True, timeout=timeout)
 

@@ -14,8 +14,13 @@ def _pyplot():
     return plt
 
 
-def plot_history(history: dict, path: str | Path, title: str) -> Path:
-    """Loss and accuracy per epoch, training and validation, side by side."""
+def plot_history(history: dict, path: str | Path, title: str, best_epoch: int | None = None) -> Path:
+    """Loss and accuracy per epoch, training and validation, side by side.
+
+    ``best_epoch`` (1-based), the epoch whose weights were kept, is marked with a dotted line.
+    """
+    from matplotlib.ticker import MaxNLocator
+
     plt = _pyplot()
     figure, axes = plt.subplots(1, 2, figsize=(10, 4))
     for axis, metric in zip(axes, ("loss", "accuracy")):
@@ -23,6 +28,9 @@ def plot_history(history: dict, path: str | Path, title: str) -> Path:
             if key in history:
                 epochs = range(1, len(history[key]) + 1)
                 axis.plot(epochs, history[key], style, markersize=3, label=key)
+        if best_epoch:
+            axis.axvline(best_epoch, color="grey", linestyle=":", label=f"best epoch {best_epoch}")
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.set_xlabel("epoch")
         axis.set_ylabel(metric)
         axis.grid(alpha=0.3)

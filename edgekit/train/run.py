@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,7 @@ from edgekit import manifest as manifest_io
 from edgekit import outputs
 from edgekit.config import TrainConfig, is_model_file, shell_command
 from edgekit.errors import DataError, EdgekitError, OptionError
+from edgekit.train.distribute import is_chief
 
 # Options that only say where things are or what gets logged: a resumed run may change them.
 _RESUMABLE_CHANGES = {"epochs", "data_dir", "tensorboard"}
@@ -75,6 +77,10 @@ def train(output_dir: str | os.PathLike | None = None, force: bool = False, resu
         raise OptionError("--resume continues a run and --force deletes it; received both. Pick one")
     config = TrainConfig.from_options(options)
     final = Path(output_dir) if output_dir is not None else default_output_dir(config)
+    if not is_chief():
+        # Multi-worker: every worker runs the same saves (they are collective operations), but
+        # only the chief's land in the output folder; the others write to a scratch folder.
+        final = Path(tempfile.mkdtemp(prefix="edgekit-worker-")) / final.name
     staging = outputs.staging_path(final)
     state = None
     if resume:
@@ -172,7 +178,7 @@ def _run(config: TrainConfig, final: Path, staging: Path, state: dict | None,
     report = classification_report(y_test, probabilities, dataset.class_names)
     title = f"{final.name}: {dataset.name}"
     model.save(staging / "model.keras")
-    plot_history(history, staging / "training_curves.png", title)
+    plot_history(history, staging / "training_curves.png", title, best_epoch=stopper.best_epoch + 1)
     plot_confusion_matrix(report["confusion_matrix"], dataset.class_names,
                           staging / "confusion_matrix.png",
                           f"{title} test accuracy {report['accuracy'] * 100:.2f}%")

@@ -130,6 +130,21 @@ def test_mirrored_strategy_cosine_sgd_augment_and_tensorboard_train(tmp_path):
     assert result.test_accuracy > 0.2
 
 
+def test_multi_worker_strategy_trains_from_tf_config(run_edgekit, tmp_path):
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    tf_config = json.dumps({"cluster": {"worker": [f"127.0.0.1:{port}"]},
+                            "task": {"type": "worker", "index": 0}})
+    finished = run_edgekit("train", "--model", "mlp", "--epochs", "1", "--distribute",
+                           "multi-worker", "--output", "mw", env={"TF_CONFIG": tf_config})
+    assert finished.returncode == 0, finished.stderr
+    runtime = _manifest(tmp_path / "mw")["runtime"]
+    assert runtime["distribution"] == "multi-worker" and runtime["replicas"] == 1
+
+
 def test_users_model_file_keeps_training(tmp_path, cli_runner):
     import tf_keras
 
