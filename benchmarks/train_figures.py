@@ -115,19 +115,22 @@ def main() -> None:
                         help="comma-separated runs: " + ", ".join([*RUNS, "main_job"]))
     arguments = parser.parse_args()
     chosen = arguments.only.split(",")
-    work = Path(tempfile.mkdtemp(prefix="edgekit-bench-"))
     output = Path(__file__).resolve().parent / "out"
-    output.mkdir(exist_ok=True)
+    # Trained models stay in benchmarks/out/models/ (git-ignored) for the compress, export and
+    # bench figure scripts to reuse; the main job runs in a scratch folder.
+    work = output / "models"
+    work.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix="edgekit-main-job-"))
     previous = output / "train_figures.json"
     results = {row["name"]: row for row in json.loads(previous.read_text())["results"]} \
         if previous.exists() else {}
     try:
         for name in chosen:
             print(f"== {name}", flush=True)
-            results[name] = run_main_job(work) if name == "main_job" else run_training(name, work)
+            results[name] = run_main_job(scratch) if name == "main_job" else run_training(name, work)
             print(json.dumps(results[name]), flush=True)
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(scratch, ignore_errors=True)
     ordered = [results[name] for name in [*RUNS, "main_job"] if name in results]
     machine_info = machine()
     previous.write_text(json.dumps({"machine": machine_info, "results": ordered}, indent=2))
