@@ -1,0 +1,183 @@
+"""``edgekit.export``: every artifact of a model, each checked against the Keras model it came from.
+
+The artifacts land in the model folder's ``export/`` sub-folder (written in a hidden staging
+folder and renamed into place, so the model folder's own files never change); the Triton
+repository (default ``triton_repo/``) gets a new model version.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgekit import manifest as manifest_io
+from edgekit import outputs
+from edgekit.config import shell_command
+from edgekit.errors import OutputExistsError, RunFailedError
+from edgekit.export import fidelity, writers  # noqa: F401  (registers the format writers)
+from edgekit.export.config import ExportConfig
+from edgekit.export.job import WRITERS, ExportJob
+_TRACKED = ("tf2onnx", "onnx", "onnxruntime", "onnxconverter-common", "ai-edge-litert",
+            "tritonclient")
+
+
+@dataclass
+class ExportResult:
+    """What an export wrote: its folder and manifest (one entry per artifact)."""
+
+    output_dir: Path
+    manifest: dict
+
+    @property
+    def artifacts(self) -> dict:
+        return self.manifest["artifacts"]
+
+    @property
+    def passed(self) -> bool:
+        return self.manifest["status"] == "complete"
+
+    def path(self, artifact: str) -> Path:
+        """Where an artifact's file is (``triton``: the version's model.onnx)."""
+        entry = self.artifacts[artifact]
+        if entry["format"] == "triton":
+            return Path(entry["path"])
+        return self.output_dir / entry["file"]
+
+    def table(self) -> str:
+        return fidelity.format_table(list(self.artifacts.values()))
+
+
+class FidelityError(RunFailedError):
+    """An artifact disagrees with its Keras model beyond the thresholds (exit code 1).
+
+    The export folder is written all the same, the failed artifacts marked ``failed`` in its
+    manifest; ``result`` holds it.
+    """
+
+    def __init__(self, message: str, result: ExportResult):
+        super().__init__(message)
+        self.result = result
+
+
+def export(model: str | os.PathLike, output_dir: str | os.PathLike | None = None,
+           force: bool = False, **options) -> ExportResult:
+    """Export a model to TFLite, ONNX, a Triton repository and a mobile bundle, and check each.
+
+    Every artifact is compared with the Keras model on the dataset's test split (or the first
+    ``samples`` of it): top-1 agreement and max / mean absolute output difference, held to the
+    thresholds of its precision. Everything is recorded in ``<output>/manifest.json``.
+
+    Args:
+        model: a model folder from ``edgekit train`` / ``compress``, or a .keras / .h5 /
+            SavedModel path (then ``dataset`` is required).
+        output_dir: the export folder (default ``<model folder>/export``, or
+            ``<file's folder>/<stem>-export``).
+        force: replace an existing export folder.
+        **options: fields of :class:`edgekit.export.config.ExportConfig` (to, opset, samples,
+            triton_repository, thresholds, ...).
+
+    Returns:
+        An :class:`ExportResult`.
+
+    Raises:
+        FidelityError: (exit code 1) when an artifact breaks its thresholds; the folder is
+            written all the same, with that artifact marked failed.
+        EdgekitError: for bad options, an unconvertible model, corrupt files, outputs that exist.
+
+    Example:
+        >>> result = edgekit.export("models/cnn-digits", to="tflite,onnx,triton,mobile")
+        >>> print(result.table())
+        >>> result.path("onnx-int8")
+    """
+    from edgekit.export.source import resolve_source
+
+    config = ExportConfig.from_options(options)
+    source = resolve_source(model, dataset=config.dataset, data_dir=config.data_dir,
+                            seed=config.seed, calibration_samples=config.calibration_samples)
+    final = Path(output_dir) if output_dir is not None else source.default_output()
+    _check_writable(final, force)
+    staging = outputs.staging_path(final)
+    outputs.discard(staging)
+    started = time.time()
+    x_test, _ = source.dataset.preprocessed("test")
+    x = x_test[: config.samples] if config.samples else x_test
+    reference = source.model.predict(x, batch_size=256, verbose=0)
+    staging.mkdir(parents=True)
+    job = ExportJob(source=source, config=config, staging=staging, final=final, x=x,
+                    reference=np.asarray(reference, dtype=np.float32))
+    try:
+        for name in _ordered(config.to):
+            WRITERS.get(name)(job)
+        manifest = _manifest(job, time.time() - started)
+        manifest_io.write_manifest(staging, manifest)
+        outputs.publish(staging, final)
+    except BaseException:
+        outputs.discard(staging)
+        raise
+    result = ExportResult(output_dir=final, manifest=manifest)
+    failed = [entry["name"] for entry in job.artifacts.values() if entry.get("status") == "failed"]
+    if failed:
+        raise FidelityError(
+            f"{len(failed)} artifact(s) disagree with the Keras model beyond the thresholds: "
+            + "; ".join(f"{name}: {', '.join(job.artifacts[name]['fidelity']['failures'])}"
+                        for name in failed)
+            + f". They are kept, marked failed, in {final / manifest_io.MANIFEST_NAME}; loosen "
+            + " / ".join(_threshold_flags(job.artifacts[name]["fidelity"]) for name in failed)
+            + " only if that is acceptable", result)
+    return result
+
+
+def _threshold_flags(fidelity_record: dict) -> str:
+    kind = fidelity_record["thresholds"]["class"]
+    flags = []
+    for failure in fidelity_record["failures"]:
+        flags.append(f"--{kind}-max-abs-diff" if failure.startswith("max abs diff")
+                     else f"--{kind}-min-agreement")
+    return " / ".join(flags)
+
+
+def _ordered(formats) -> list[str]:
+    # Triton last: it is the one step that writes outside the export folder.
+    return [name for name in ("tflite", "onnx", "mobile", "triton") if name in formats]
+
+
+def _check_writable(final: Path, force: bool) -> None:
+    if final.exists() and not final.is_dir():
+        raise OutputExistsError(f"output {final} exists and is a file; expected a folder path. "
+                                "Choose another --output")
+    if final.is_dir() and any(final.iterdir()) and not force:
+        raise OutputExistsError(f"export folder {final} exists and is not empty; pass --force to "
+                                "replace it, or choose another --output")
+
+
+def _manifest(job: ExportJob, seconds: float) -> dict:
+    source, config = job.source, job.config
+    from edgekit.models import describe_model
+
+    failed = any(entry.get("status") == "failed" for entry in job.artifacts.values())
+    return {
+        "kind": "export",
+        "stage": "export",
+        "name": job.final.name,
+        "status": "failed" if failed else "complete",
+        "created": manifest_io.now(),
+        "parent": source.parent_record(),
+        "command": shell_command("edgekit", ["export", str(source.path), *config.to_cli_args(),
+                                             "--output", str(job.final)]),
+        "config": config.to_dict(),
+        "dataset": source.dataset.describe(),
+        "model": describe_model(source.model),
+        "fidelity": {"split": "test", "samples": int(len(job.x)),
+                     "reference": str(source.model_file),
+                     "calibration": {"samples": int(len(job.calibration()))
+                                     if job._calibration is not None else None,
+                                     "seed": source.seed}},
+        "artifacts": job.artifacts,
+        "runtime": {"seconds": round(seconds, 2)},
+        "versions": manifest_io.versions(_TRACKED),
+        "machine": manifest_io.machine(),
+    }
