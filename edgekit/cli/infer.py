@@ -1,0 +1,67 @@
+"""``edgekit infer``: send an image or a .npy file to a Triton server and print the top-k classes."""
+
+from __future__ import annotations
+
+import click
+
+from edgekit.serve.client import PROTOCOLS
+
+
+@click.command("infer")
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(dir_okay=False), metavar="INPUT...")
+@click.option("--url", default="http://127.0.0.1:8000", show_default=True,
+              help="http://HOST:PORT or grpc://HOST:PORT of the server.")
+@click.option("--protocol", type=click.Choice(PROTOCOLS), help="When --url is a bare HOST:PORT. [default http]")
+@click.option("--model", "-m", help="Model name. [default: the only ready model]")
+@click.option("--model-version", default="", help="Version number. [default: the server's version policy]")
+@click.option("--top-k", "-k", type=int, default=5, show_default=True)
+@click.option("--preprocess", default="auto", show_default=True,
+              help="auto (the served config's edgekit_preprocessing), none, scale=S,mean=M,std=D, or a "
+                   "model folder / manifest.json whose recorded preprocessing to use.")
+@click.option("--timeout", type=float, default=10.0, show_default=True, help="Seconds to connect and to wait.")
+def infer_command(inputs, url, protocol, model, model_version, top_k, preprocess, timeout):
+    """Classify image or .npy files on a Triton server and print the top-k classes.
+
+    Images are converted to the input's channels and size; a .npy holds one sample or a batch.
+    The top-k come from Triton's classification extension, with the labels of the model's labels
+    file.
+
+    \b
+    Examples:
+      edgekit infer digit.png
+      edgekit infer --url grpc://127.0.0.1:8001 --model cnn -k 3 samples.npy
+      edgekit infer shoe.png --preprocess models/cnn-fashion_mnist
+    """
+    import numpy as np
+    from tritonclient.utils import triton_to_np_dtype
+
+    from edgekit.errors import OptionError
+    from edgekit.serve.client import TritonClient
+    from edgekit.serve.inputs import load_batch, resolve_preprocessing
+
+    if top_k < 1:
+        raise OptionError(f"--top-k must be >= 1; received {top_k}")
+    with TritonClient(url, protocol=protocol, timeout=timeout) as client:
+        name = client.choose_model(model)
+        metadata = client.metadata(name, model_version)
+        if len(metadata["inputs"]) != 1:
+            raise OptionError(f"model {name!r} has {len(metadata['inputs'])} inputs; edgekit infer sends one")
+        tensor = metadata["inputs"][0]
+        shape, dtype = tensor["shape"][1:], np.dtype(triton_to_np_dtype(tensor["datatype"])).name
+        resolved = resolve_preprocessing(preprocess, client.config(name, model_version))
+        click.echo(f"model {name} at {client.url}; preprocessing: {_describe(resolved)}")
+        for path in inputs:
+            batch = load_batch(path, shape, dtype, resolved)
+            rows = client.classify(name, batch, top_k=top_k, version=model_version)
+            for index, row in enumerate(rows):
+                click.echo(path if len(rows) == 1 else f"{path} [{index}]")
+                for rank, entry in enumerate(row, 1):
+                    label = entry.label if entry.label is not None else str(entry.index)
+                    click.echo(f"  {rank}. {label:<20} {entry.score:.4f}  (class {entry.index})")
+
+
+def _describe(resolved) -> str:
+    if resolved.preprocessing is None:
+        return resolved.source
+    p = resolved.preprocessing
+    return f"(x * {p.scale:g} - {p.mean:.6g}) / {p.std:.6g} from {resolved.source}"
