@@ -1,0 +1,150 @@
+"""``edgekit report MODEL``: one self-contained HTML page about a model folder.
+
+It gathers what the stages wrote: training curves and the confusion matrix (train), the
+before / after table (compress), each artifact's fidelity (export) and the benchmark table and plots
+(bench). Images are embedded, so the page can be mailed or attached to a CI run as one file.
+Sections whose stage has not run say which command fills them.
+
+Example:
+    >>> write_report("models/cnn-digits")
+    PosixPath('models/cnn-digits/report.html')
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import os
+from pathlib import Path
+
+from edgekit import manifest as manifest_io
+from edgekit.errors import ModelError
+
+REPORT_NAME = "report.html"
+_STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}
+table{border-collapse:collapse;margin:1em 0;font-size:0.9em}td,th{border:1px solid #ccc;
+padding:4px 8px;text-align:right}th{background:#f3f3f3}td:first-child{text-align:left}
+img{max-width:100%;border:1px solid #eee;margin:0.5em 0}.note{color:#666;font-size:0.9em}
+code{background:#f6f6f6;padding:1px 4px}"""
+
+
+def write_report(model: str | os.PathLike, output: str | os.PathLike | None = None,
+                 bench_json: str | os.PathLike | None = None) -> Path:
+    """Write the page for a model folder; returns its path (default ``<model>/report.html``).
+
+    Raises:
+        ModelError: when ``model`` is not a model folder with a manifest.
+    """
+    folder = Path(model)
+    if not (folder / manifest_io.MANIFEST_NAME).is_file():
+        raise ModelError(f"{str(model)!r} is not a model folder (no {manifest_io.MANIFEST_NAME}); "
+                         "expected a folder written by edgekit train or compress")
+    manifest = manifest_io.read_manifest(folder)
+    bench_path = Path(bench_json) if bench_json else folder / "bench" / "bench.json"
+    sections = [_header(folder, manifest), _training(folder, manifest),
+                _compression(manifest), _export(folder), _benchmark(bench_path)]
+    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>edgekit report: "
+            f"{html.escape(folder.name)}</title><style>{_STYLE}</style></head><body>"
+            + "\n".join(sections) + "</body></html>\n")
+    path = Path(output) if output else folder / REPORT_NAME
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(page)
+    return path
+
+
+def _table(headers: list[str], rows: list[list]) -> str:
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(_text(cell))}</td>" for cell in row) + "</tr>"
+                   for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _text(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _image(path: Path, alt: str) -> str:
+    if not path.is_file():
+        return ""
+    data = base64.b64encode(path.read_bytes()).decode()
+    return f"<img alt='{html.escape(alt)}' src='data:image/png;base64,{data}'>"
+
+
+def _missing(what: str, command: str) -> str:
+    return f"<p class='note'>No {what} yet: run <code>{html.escape(command)}</code>.</p>"
+
+
+def _header(folder: Path, manifest: dict) -> str:
+    dataset = manifest.get("dataset") or {}
+    model = manifest.get("model") or {}
+    return (f"<h1>{html.escape(folder.name)}</h1><p>Stage <b>{html.escape(str(manifest.get('stage')))}"
+            f"</b>, model <b>{html.escape(str(model.get('name', '?')))}</b> on "
+            f"<b>{html.escape(str(dataset.get('name', '?')))}</b>; created "
+            f"{html.escape(str(manifest.get('created', '?')))}.</p>"
+            f"<p class='note'><code>{html.escape(str(manifest.get('command', '')))}</code></p>")
+
+
+def _training(folder: Path, manifest: dict) -> str:
+    parts = ["<h2>Training</h2>"]
+    test = (manifest.get("evaluation") or {}).get("test") or {}
+    if "accuracy" in test:
+        parts.append(f"<p>Test accuracy: <b>{test['accuracy'] * 100:.2f}%</b></p>")
+    plots = manifest.get("plots") or {}
+    images = [_image(folder / name, key) for key, name in plots.items()]
+    parts += [image for image in images if image] or \
+        [_missing("training curves", f"edgekit train --output {folder}")]
+    return "\n".join(parts)
+
+
+def _compression(manifest: dict) -> str:
+    rows = (manifest.get("comparison") or {}).get("rows")
+    if not rows:
+        return "<h2>Compression</h2>" + _missing("compression results",
+                                                 "edgekit compress MODEL --int8")
+    keys = [key for key in ("label", "format", "mode", "accuracy", "accuracy_drop_points", "bytes",
+                            "gzip_bytes", "size_ratio_to_parent_fp32_tflite",
+                            "gzip_ratio_to_parent_fp32_tflite")
+            if any(key in row for row in rows)]
+    return ("<h2>Compression</h2>"
+            f"<p>Recipe: <code>{html.escape(json.dumps(manifest.get('recipe')))}</code></p>"
+            + _table(keys, [[row.get(key) for key in keys] for row in rows]))
+
+
+def _export(folder: Path) -> str:
+    path = folder / "export" / manifest_io.MANIFEST_NAME
+    if not path.is_file():
+        return "<h2>Fidelity</h2>" + _missing("export", f"edgekit export {folder}")
+    artifacts = (json.loads(path.read_text()).get("artifacts") or {}).values()
+    rows = []
+    for entry in artifacts:
+        fidelity = entry.get("fidelity") or {}
+        rows.append([entry.get("name"), entry.get("precision"), entry.get("bytes"),
+                     fidelity.get("top1_agreement", fidelity.get("agreement")),
+                     fidelity.get("max_abs_diff"), entry.get("status")])
+    return ("<h2>Fidelity to the Keras model</h2>"
+            + _table(["artifact", "precision", "bytes", "top-1 agreement", "max abs diff",
+                      "status"], rows))
+
+
+def _benchmark(path: Path) -> str:
+    if not path.is_file():
+        return "<h2>Benchmark</h2>" + _missing("benchmark", f"edgekit bench {path.parent.parent}")
+    from edgekit.bench.report import COLUMNS, _cells, load_report
+
+    report = load_report(path)
+    rows = [_cells(row) if row["status"] == "ok" else [row["name"], f"failed: {row['reason']}"]
+            for row in report["artifacts"]]
+    width = len(COLUMNS)
+    rows = [row + [""] * (width - len(row)) for row in rows]
+    machine = report["machine"]
+    images = [_image(path.parent / relative, name)
+              for name, relative in (report.get("plots") or {}).items()]
+    return ("<h2>Benchmark</h2>" + _table([header for header, _, _ in COLUMNS], rows)
+            + f"<p class='note'>{html.escape(machine['cpu'])}, {machine['cores']} cores, "
+            f"{html.escape(' '.join(machine['cpu_flags']))}; {html.escape(report['created'])}</p>"
+            + "".join(images))

@@ -1,0 +1,287 @@
+"""The benchmark's outputs: a versioned JSON (with its schema), a Markdown table, a terminal table.
+
+JSON layout (``schema_version`` 1)::
+
+    {schema, schema_version, created, command, seconds, machine, versions, config, datasets,
+     artifacts: [{name, subject, format, runtime, path, precision, bytes, sha256, status, reason,
+                  accuracy, accuracy_drop, fidelity, metrics,
+                  runs: [{threads, status, load_ms, first_inference_ms, memory, describe,
+                          measurements: [{batch, threads, concurrency, timed, warmup, runs,
+                                          seconds, latency_ms, throughput_per_s, stability,
+                                          samples_ms, errors?, server?}]}]}],
+     gates: {checked, broken}, warnings}
+
+``metrics`` flattens the primary measurement (first batch, first thread count, first concurrency)
+with accuracy, fidelity, size and memory: the names ``--fail-if`` gates and plots use. A Triton
+load test adds ``concurrency`` levels, ``errors`` and ``server`` (queue / compute ms) to its
+measurements; the rest of the layout does not change.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from edgekit import manifest as manifest_io
+from edgekit.bench.latency import stability_warning
+
+SCHEMA_NAME = "edgekit.bench"
+SCHEMA_VERSION = 1
+TRACKED = ("ai-edge-litert", "onnxruntime", "tritonclient", "tensorflow", "tf-keras", "onnx")
+
+_NUMBER = {"type": ["number", "null"]}
+_LATENCY = {"type": "object", "required": ["count", "min", "mean", "std", "p50", "p90", "p99", "max"],
+            # p90 / p99 are null only where a tool reports no raw timings (benchmark_model).
+            "properties": {key: {"type": "number"} if key not in ("p90", "p99") else _NUMBER
+                           for key in ("min", "mean", "std", "p50", "p90", "p99", "max")}}
+_MEASUREMENT = {
+    "type": "object",
+    "required": ["batch", "threads", "concurrency", "timed", "warmup", "runs", "seconds",
+                 "latency_ms", "throughput_per_s", "stability", "samples_ms"],
+    "properties": {
+        "batch": {"type": "integer"}, "threads": {"type": ["integer", "null"]},
+        "concurrency": {"type": "integer"}, "timed": {"type": "string"},
+        "runs": {"type": "integer"}, "latency_ms": _LATENCY, "throughput_per_s": _NUMBER,
+        "stability": {"type": "object", "required": ["stable", "windows", "window_p50_ms",
+                                                     "tolerance", "spread"],
+                      "properties": {"stable": {"type": "boolean"}}},
+        "samples_ms": {"type": "array", "items": {"type": "number"}},
+        "errors": {"type": "integer"}, "server": {"type": "object"},
+    },
+}
+_RUN = {"type": "object", "required": ["status"],
+        "properties": {"status": {"enum": ["ok", "failed"]}, "threads": {"type": ["integer", "null"]},
+                       "load_ms": _NUMBER, "first_inference_ms": _NUMBER,
+                       "memory": {"type": "object"},
+                       "measurements": {"type": "array", "items": _MEASUREMENT}}}
+SCHEMA = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "edgekit benchmark report",
+    "type": "object",
+    "required": ["schema", "schema_version", "created", "machine", "versions", "config",
+                 "datasets", "artifacts", "gates", "warnings"],
+    "properties": {
+        "schema": {"enum": [SCHEMA_NAME]},
+        "schema_version": {"enum": [SCHEMA_VERSION]},
+        "created": {"type": "string"},
+        "command": {"type": ["string", "null"]},
+        "machine": {"type": "object", "required": ["cpu", "cpu_flags", "cores", "os"],
+                    "properties": {"cpu_flags": {"type": "array", "items": {"type": "string"}},
+                                   "cores": {"type": "integer"}}},
+        "versions": {"type": "object"},
+        "config": {"type": "object"},
+        "datasets": {"type": "object"},
+        "artifacts": {"type": "array", "items": {
+            "type": "object",
+            "required": ["name", "subject", "format", "runtime", "status", "reason", "accuracy",
+                         "accuracy_drop", "fidelity", "metrics", "runs"],
+            "properties": {
+                "name": {"type": "string"}, "format": {"enum": ["keras", "tflite", "onnx", "triton"]},
+                "status": {"enum": ["ok", "failed"]}, "reason": {"type": ["string", "null"]},
+                "bytes": {"type": ["integer", "null"]}, "accuracy": _NUMBER,
+                "accuracy_drop": _NUMBER, "fidelity": {"type": ["object", "null"]},
+                "metrics": {"type": "object"}, "runs": {"type": "array", "items": _RUN},
+            }}},
+        "gates": {"type": "object", "required": ["checked", "broken"]},
+        "warnings": {"type": "array", "items": {"type": "string"}},
+    },
+}
+
+
+def validate(document, schema: dict = SCHEMA, where: str = "$") -> list[str]:
+    """Problems of ``document`` against the JSON-Schema subset used in :data:`SCHEMA`."""
+    problems = []
+    kinds = schema.get("type")
+    if kinds is not None:
+        kinds = [kinds] if isinstance(kinds, str) else kinds
+        if not any(_is_type(document, kind) for kind in kinds):
+            return [f"{where}: expected {' or '.join(kinds)}, got {type(document).__name__}"]
+    if "enum" in schema and document not in schema["enum"]:
+        problems.append(f"{where}: {document!r} not one of {schema['enum']}")
+    if isinstance(document, dict):
+        problems += [f"{where}: missing {key!r}" for key in schema.get("required", [])
+                     if key not in document]
+        for key, child in schema.get("properties", {}).items():
+            if key in document:
+                problems += validate(document[key], child, f"{where}.{key}")
+    if isinstance(document, list) and "items" in schema:
+        for index, item in enumerate(document):
+            problems += validate(item, schema["items"], f"{where}[{index}]")
+    return problems
+
+
+def _is_type(value, kind: str) -> bool:
+    return {"object": isinstance(value, dict), "array": isinstance(value, list),
+            "string": isinstance(value, str), "boolean": isinstance(value, bool),
+            "null": value is None,
+            "integer": isinstance(value, int) and not isinstance(value, bool),
+            "number": isinstance(value, (int, float)) and not isinstance(value, bool)}[kind]
+
+
+def metrics(row: dict) -> dict:
+    """The flat figures of an artifact (its primary measurement): what gates and plots read."""
+    found = {"accuracy": row.get("accuracy"), "accuracy_drop": row.get("accuracy_drop"),
+             "bytes": row.get("bytes"),
+             "size_mb": row["bytes"] / 1e6 if row.get("bytes") is not None else None}
+    if row.get("fidelity"):
+        found.update({key: row["fidelity"][key]
+                      for key in ("agreement", "max_abs_diff", "mean_abs_diff")})
+    run = next((run for run in row.get("runs", []) if run.get("status") == "ok"), None)
+    if run is not None:
+        found.update(load_ms=run.get("load_ms"), first_inference_ms=run.get("first_inference_ms"),
+                     peak_rss_mb=(run.get("memory") or {}).get("peak_rss_mb"))
+        if run.get("measurements"):
+            primary = run["measurements"][0]
+            for key in ("min", "mean", "std", "p50", "p90", "p99", "max"):
+                found[f"{key}_ms"] = primary["latency_ms"][key]
+            found["throughput_per_s"] = primary["throughput_per_s"]
+    return {key: value for key, value in found.items() if value is not None}
+
+
+def build_report(rows: list[dict], subjects, config, seconds: float, command: str | None) -> dict:
+    warnings = []
+    for row in rows:
+        row["metrics"] = metrics(row)
+        for run in row["runs"]:
+            for measurement in run.get("measurements", []):
+                label = (f"{row['name']} batch {measurement['batch']}"
+                         + (f", {measurement['threads']} threads" if measurement['threads'] else "")
+                         + (f", concurrency {measurement['concurrency']}"
+                            if measurement["concurrency"] > 1 else ""))
+                warning = stability_warning(label, measurement)
+                if warning:
+                    warnings.append(warning)
+    return {
+        "schema": SCHEMA_NAME, "schema_version": SCHEMA_VERSION, "created": manifest_io.now(),
+        "command": command, "seconds": round(seconds, 2),
+        "machine": manifest_io.machine(), "versions": manifest_io.versions(TRACKED),
+        "config": config.to_dict(),
+        "datasets": {subject.name: subject.dataset_record for subject in subjects},
+        "artifacts": rows, "gates": {"checked": [], "broken": []}, "warnings": warnings,
+    }
+
+
+def write_outputs(report: dict, output: Path) -> dict:
+    """bench.json, bench.md and plots/*.png in ``output``; returns name -> path."""
+    from edgekit.bench.plots import write_plots
+
+    output.mkdir(parents=True, exist_ok=True)
+    files = {"json": output / "bench.json", "markdown": output / "bench.md"}
+    plots = write_plots(report, output / "plots")
+    files.update({f"plot:{name}": path for name, path in plots.items()})
+    report["plots"] = {name: str(path.relative_to(output)) for name, path in plots.items()}
+    files["json"].write_text(json.dumps(report, indent=1, default=_plain) + "\n")
+    files["markdown"].write_text(markdown(report))
+    return files
+
+
+def _plain(value):
+    if hasattr(value, "item"):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot write {type(value).__name__} to the benchmark JSON")
+
+
+# --- tables -------------------------------------------------------------------------------
+
+COLUMNS = [  # (header, metric key, format)
+    ("artifact", "name", "{}"), ("size", "size_mb", "{:.3f} MB"), ("accuracy", "accuracy", "{:.2%}"),
+    ("drop", "accuracy_drop", "{:+.2f} pt"), ("agree", "agreement", "{:.2%}"),
+    ("max diff", "max_abs_diff", "{:.1e}"), ("p50", "p50_ms", "{:.3f} ms"),
+    ("p99", "p99_ms", "{:.3f} ms"), ("thru", "throughput_per_s", "{:,.0f}/s"),
+    ("load", "load_ms", "{:.0f} ms"), ("peak RSS", "peak_rss_mb", "{:.0f} MB"),
+]
+
+
+def _cells(row: dict) -> list[str]:
+    cells = []
+    for header, key, form in COLUMNS:
+        if key == "name":
+            cells.append(row["name"])
+            continue
+        value = row["metrics"].get(key)
+        if key == "accuracy_drop" and value is not None:
+            value = 0.0 - value  # shown as a change: a drop of 0.3 points reads -0.30 pt
+        cells.append("-" if value is None else form.format(value))
+    return cells
+
+
+def _rows_text(report: dict) -> tuple[list[str], list[list[str]]]:
+    headers = [header for header, _, _ in COLUMNS]
+    rows = []
+    for row in report["artifacts"]:
+        cells = _cells(row)
+        if row["status"] != "ok" and not row["metrics"].get("p50_ms"):
+            cells = [row["name"], "failed: " + (row["reason"] or "")[:70]] + [""] * (len(cells) - 2)
+        rows.append(cells)
+    return headers, rows
+
+
+def terminal_table(report: dict) -> str:
+    """A fixed-width table of every artifact, then what each figure means and any warnings."""
+    headers, rows = _rows_text(report)
+    widths = [max(len(headers[i]), *(len(r[i]) for r in rows if not r[1].startswith("failed")))
+              if rows else len(headers[i]) for i in range(len(headers))]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths))]
+    for cells in rows:
+        if cells[1].startswith("failed"):
+            lines.append(f"{cells[0].ljust(widths[0])}  {cells[1]}")
+        else:
+            lines.append("  ".join(c.ljust(w) for c, w in zip(cells, widths)))
+    lines.append(_caption(report))
+    lines += [f"warning: {warning}" for warning in report.get("warnings", [])]
+    return "\n".join(lines)
+
+
+def _caption(report: dict) -> str:
+    config = report["config"]
+    machine = report["machine"]
+    return (f"batch {config['batches'][0]}, {config['threads'][0]} thread(s); latency of one call "
+            f"(p50 / p99 over {config['min_runs']}+ runs and {config['min_seconds']}+ s per window); "
+            f"drop and agreement against the Keras model. {machine['cpu']}, {machine['cores']} cores, "
+            f"{' '.join(machine['cpu_flags'])}")
+
+
+def markdown(report: dict) -> str:
+    """The main table, then throughput per batch / threads / concurrency, then the machine."""
+    headers, rows = _rows_text(report)
+    lines = ["# Benchmark", "", f"`{report.get('command') or 'edgekit.bench(...)'}`", "",
+             "| " + " | ".join(headers) + " |", "|" + " --- |" * len(headers)]
+    lines += ["| " + " | ".join(cell.replace("|", "/") for cell in cells) + " |" for cells in rows]
+    lines += ["", _caption(report), "", "## Latency and throughput per configuration", "",
+              "| artifact | threads | batch | concurrency | p50 ms | p90 ms | p99 ms | samples/s | "
+              "stable |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for row in report["artifacts"]:
+        for run in row["runs"]:
+            for m in run.get("measurements", []):
+                latency = m["latency_ms"]
+                figures = " | ".join("-" if latency.get(key) is None else f"{latency[key]:.3f}"
+                                     for key in ("p50", "p90", "p99"))
+                lines.append(f"| {row['name']} | {m['threads'] or '-'} | {m['batch']} | "
+                             f"{m['concurrency']} | {figures} | {m['throughput_per_s'] or 0:,.0f} | "
+                             f"{'yes' if m['stability']['stable'] else '**no**'} |")
+    machine = report["machine"]
+    versions = ", ".join(f"{name} {version}" for name, version in report["versions"].items()
+                         if version)
+    lines += ["", f"Machine: {machine['cpu']}, {machine['cores']} cores, flags: "
+              f"{' '.join(machine['cpu_flags']) or 'none of note'}, {machine['os']}.",
+              f"Versions: {versions}."]
+    if report.get("gates", {}).get("broken"):
+        lines += ["", "## Broken gates", ""] + [f"- {line}" for line in report["gates"]["broken"]]
+    if report.get("warnings"):
+        lines += ["", "## Warnings", ""] + [f"- {line}" for line in report["warnings"]]
+    for name, path in (report.get("plots") or {}).items():
+        lines += ["", f"![{name}]({path})"]
+    return "\n".join(lines) + "\n"
+
+
+def load_report(path) -> dict:
+    """Read a bench.json, refusing another schema or version."""
+    from edgekit.errors import DataError
+
+    document = json.loads(Path(path).read_text())
+    if document.get("schema") != SCHEMA_NAME or document.get("schema_version") != SCHEMA_VERSION:
+        raise DataError(f"{path} is not an edgekit benchmark report of schema version "
+                        f"{SCHEMA_VERSION}; re-run edgekit bench")
+    return document

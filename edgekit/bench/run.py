@@ -1,0 +1,319 @@
+"""``edgekit.bench``: every artifact's latency, throughput, memory, size, accuracy and fidelity.
+
+The parent process loads the dataset (never TensorFlow), writes the model-ready test inputs once
+per subject, then runs each (artifact, threads) pair in a worker process of its own, one after
+the other so they never compete for the CPU. Accuracy and fidelity are computed here, from the
+outputs the workers saved. Then the JSON, Markdown and plots are written and the gates checked.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from edgekit.bench import gates as gates_module
+from edgekit.bench.accuracy import accuracy, fidelity
+from edgekit.bench.artifacts import Artifact, Subject, discover
+from edgekit.bench.config import BenchConfig
+from edgekit.errors import OptionError, RunFailedError
+
+DEFAULT_OUTPUT = "bench"
+
+
+@dataclass
+class BenchResult:
+    """What a benchmark run measured and wrote.
+
+    Attributes:
+        report: the JSON document (see :mod:`edgekit.bench.report` for its schema).
+        output_dir: where bench.json, bench.md and the plots are.
+        files: name -> path of everything written.
+        broken_gates: one line per gate that broke (empty when all held).
+    """
+
+    report: dict
+    output_dir: Path
+    files: dict
+    broken_gates: list
+
+    @property
+    def artifacts(self) -> list[dict]:
+        return self.report["artifacts"]
+
+    @property
+    def failed(self) -> list[dict]:
+        return [row for row in self.artifacts if row["status"] != "ok"]
+
+    def row(self, name: str) -> dict:
+        return next(row for row in self.artifacts if row["name"] == name)
+
+    def table(self) -> str:
+        from edgekit.bench.report import terminal_table
+
+        return terminal_table(self.report)
+
+
+class GatesFailedError(RunFailedError):
+    """One or more ``--fail-if`` gates broke (exit code 1); ``result`` holds the whole run."""
+
+    def __init__(self, message: str, result: BenchResult):
+        super().__init__(message)
+        self.result = result
+
+
+class ArtifactsFailedError(RunFailedError):
+    """Some artifacts could not be measured (exit code 1); the others are in ``result``."""
+
+    def __init__(self, message: str, result: BenchResult):
+        super().__init__(message)
+        self.result = result
+
+
+def bench(*models, output_dir: str | os.PathLike | None = None,
+          progress: Callable[[int, int, str], None] | None = None,
+          command: str | None = None, **options) -> BenchResult:
+    """Benchmark every artifact of one or more model folders (or the files given).
+
+    Args:
+        *models: model folders (train / compress / export) or artifact files (.keras, .tflite,
+            .onnx); none with a ``triton://`` target measures only the served model.
+        output_dir: where to write bench.json, bench.md and plots/ (default
+            ``<first model folder>/bench``, or ``./bench``).
+        progress: called as ``progress(done, total, label)`` while it runs.
+        command: the command line to record (the CLI passes its own).
+        **options: fields of :class:`edgekit.bench.config.BenchConfig` (batches, threads,
+            target, fail_if, ...).
+
+    Returns:
+        A :class:`BenchResult`.
+
+    Raises:
+        GatesFailedError: (exit 1) when a ``fail_if`` gate broke; everything is written first.
+        ArtifactsFailedError: (exit 1) when an artifact failed to load or run; the others are
+            measured and written.
+        EdgekitError: for bad options, missing files, an unreachable Triton server.
+
+    Example:
+        >>> result = edgekit.bench("models/cnn-digits", batches="1,8", fail_if=["p99_ms>5"])
+        >>> print(result.table())
+    """
+    from edgekit.bench.report import build_report, write_outputs
+
+    config = BenchConfig.from_options(options)
+    gates = gates_module.parse_gates(config.fail_if)
+    subjects = discover(models, dataset=config.dataset, data_dir=config.data_dir) if models else []
+    if config.target_kind == "triton":
+        subjects = _add_triton(subjects, config)
+    if not subjects:
+        raise OptionError("nothing to benchmark; pass a model folder or artifact files "
+                          "(edgekit bench models/cnn-digits), or --target triton://HOST:PORT "
+                          "with --dataset")
+    if config.target_kind == "adb":
+        _keep_tflite_only(subjects)
+    if config.include:
+        _keep_included(subjects, config.include)
+    names = [artifact.name for subject in subjects for artifact in subject.artifacts]
+    gates_module.check_artifact_names(gates, names)
+    output = Path(output_dir) if output_dir is not None else _default_output(subjects)
+
+    started = time.time()
+    work = Path(tempfile.mkdtemp(prefix="edgekit-bench-"))
+    try:
+        rows = _measure_all(subjects, config, work, progress)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    report = build_report(rows, subjects, config, time.time() - started, command)
+    broken = gates_module.broken(gates, report["artifacts"])
+    report["gates"] = {"checked": [gate.text for gate in gates], "broken": broken}
+    files = write_outputs(report, output)
+    result = BenchResult(report=report, output_dir=output, files=files, broken_gates=broken)
+    if broken:
+        raise GatesFailedError(f"{len(broken)} gate(s) broke: " + "; ".join(broken), result)
+    if result.failed:
+        raise ArtifactsFailedError(
+            f"{len(result.failed)} of {len(result.artifacts)} artifact(s) could not be measured: "
+            + "; ".join(f"{row['name']}: {row['reason']}" for row in result.failed)
+            + f". The others are in {files['json']}", result)
+    return result
+
+
+def _measure_all(subjects: list[Subject], config: BenchConfig, work: Path, progress) -> list[dict]:
+    jobs = []  # (subject, artifact, threads)
+    for subject in subjects:
+        for artifact in subject.artifacts:
+            threads = [None] if artifact.runtime == "triton" else list(config.threads)
+            jobs.extend((subject, artifact, count) for count in threads)
+    per_job = len(config.batches) * len(config.concurrency) + 1
+    total = len(jobs) * per_job + (len({a.name for _, a, _ in jobs}) if config.accuracy else 0)
+    done = [0]
+
+    def report_step(label: str) -> None:
+        done[0] += 1
+        if progress is not None:
+            progress(min(done[0], total), total, label)
+
+    inputs = {subject.name: _inputs(subject, config, work) for subject in subjects}
+    runs: dict[str, list[dict]] = {}
+    for subject, artifact, threads in jobs:
+        x_path, labels = inputs[subject.name]
+        first = artifact.name not in runs
+        outputs = str(work / f"{_slug(artifact.name)}.outputs.npy") if first and config.accuracy \
+            else None
+        label = artifact.name + (f" ({threads} threads)" if threads else "")
+        if config.target_kind == "adb" and artifact.runtime == "litert":
+            from edgekit.bench.android import run_on_device
+
+            record = run_on_device(artifact, config, threads)
+            record["threads"] = threads
+            for _ in range(per_job + (1 if outputs else 0)):
+                report_step(label)
+        else:
+            spec = {"slug": _slug(f"{artifact.name}-{threads}"), "name": artifact.name,
+                    "runtime": artifact.runtime, "path": artifact.path,
+                    "options": config.runtime_options(threads).to_dict(),
+                    "timing": config.timing.to_dict(), "batches": list(config.batches),
+                    "concurrency": list(config.concurrency) if artifact.runtime == "triton" else [1],
+                    "x": x_path, "outputs": outputs, "dataset": subject.dataset,
+                    "pin_cpus": list(config.pin_cpus) if config.pin_cpus else None}
+            steps = [0]
+            expected = (per_job if artifact.runtime != "triton" else
+                        len(config.batches) * len(config.concurrency) + 1) + (1 if outputs else 0)
+
+            def on_event(event, label=label, steps=steps):
+                if event.get("event") == "step":
+                    steps[0] += 1
+                    report_step(f"{label}: {event.get('label', '')}")
+
+            from edgekit.bench.isolation import run_isolated
+
+            record = run_isolated(spec, work, config.timeout, on_event)
+            for _ in range(max(0, expected - steps[0])):  # a failed worker skipped its steps
+                report_step(label)
+            if outputs and record["status"] == "ok" and Path(outputs).is_file():
+                record["outputs"] = np.load(outputs)
+        runs.setdefault(artifact.name, []).append(record)
+    return _rows(subjects, runs, inputs, config)
+
+
+def _rows(subjects, runs: dict, inputs: dict, config: BenchConfig) -> list[dict]:
+    rows = []
+    reference_accuracy = None
+    for subject in subjects:
+        _, labels = inputs[subject.name]
+        reference = subject.reference
+        reference_outputs = None
+        if reference is not None and reference.name in runs:
+            reference_outputs = runs[reference.name][0].get("outputs")
+        for artifact in subject.artifacts:
+            records = runs.get(artifact.name, [])
+            outputs = records[0].get("outputs") if records else None
+            row = {**artifact.record(), "runs": [_plain_run(record) for record in records],
+                   "accuracy": None, "fidelity": None}
+            failed = [record for record in records if record.get("status") != "ok"]
+            row["status"] = "failed" if failed else "ok"
+            row["reason"] = failed[0].get("reason") if failed else None
+            if outputs is not None:
+                row["accuracy"] = accuracy(outputs, labels)
+                if reference_accuracy is None and artifact is reference:
+                    reference_accuracy = row["accuracy"]
+                if reference_outputs is not None and artifact is not reference:
+                    row["fidelity"] = {**fidelity(reference_outputs, outputs),
+                                       "reference": reference.name}
+            rows.append(row)
+    if reference_accuracy is None:  # no Keras model in the run: the first artifact with accuracy
+        reference_accuracy = next((row["accuracy"] for row in rows if row["accuracy"] is not None),
+                                  None)
+    for row in rows:
+        row["accuracy_drop"] = None if row["accuracy"] is None or reference_accuracy is None \
+            else (reference_accuracy - row["accuracy"]) * 100
+    return rows
+
+
+def _plain_run(record: dict) -> dict:
+    return {key: value for key, value in record.items() if key not in ("outputs", "log")}
+
+
+def _inputs(subject: Subject, config: BenchConfig, work: Path) -> tuple[str, np.ndarray]:
+    """Write the subject's model-ready test inputs once; return their path and the labels."""
+    from edgekit.data import Preprocessing, load_dataset
+
+    if not subject.dataset:
+        raise OptionError(f"{subject.name}: no dataset in its manifest; pass --dataset")
+    dataset = load_dataset(subject.dataset, data_dir=subject.data_dir)
+    if subject.preprocessing:
+        dataset = dataclasses.replace(dataset,
+                                      preprocessing=Preprocessing.from_dict(subject.preprocessing))
+    x, y = dataset.preprocessed("test")
+    if config.samples:
+        x, y = x[:config.samples], y[:config.samples]
+    path = work / f"{_slug(subject.name)}.x.npy"
+    np.save(path, np.ascontiguousarray(x, dtype=np.float32))
+    subject.dataset_record = {"name": dataset.name, "split": "test", "samples": int(len(y)),
+                              "sample_shape": list(dataset.sample_shape),
+                              "preprocessing": dataset.preprocessing.to_dict(),
+                              "preprocessing_from": "manifest" if subject.preprocessing
+                              else "dataset (fitted on its training split)"}
+    return str(path), y
+
+
+def _add_triton(subjects: list[Subject], config: BenchConfig) -> list[Subject]:
+    """A subject for the served model; its dataset from the first model folder or --dataset."""
+    from edgekit.runtimes.triton import TritonModel, split_target
+
+    url, model = split_target(config.target)
+    scheme, _, address = url.partition("://")
+    protocols = config.protocols if scheme.lower() == "triton" else (scheme.lower(),)
+    for protocol in protocols:
+        full = f"{protocol}://{address}"
+        runtime = TritonModel(full, model=model)  # fails within seconds when unreachable
+        served = runtime.model
+        runtime.close()
+        name = f"triton-{protocol}"
+        if subjects:
+            subjects[0].artifacts.append(Artifact(name=name, format="triton", runtime="triton",
+                                                  path=f"{full}#{served}", precision=None,
+                                                  subject=subjects[0].name))
+        else:
+            if not config.dataset:
+                raise OptionError("--target triton://... without a model folder needs --dataset "
+                                  "(its test split measures accuracy)")
+            subjects.append(Subject(name=served, folder=None, dataset=config.dataset,
+                                    data_dir=config.data_dir, preprocessing=None))
+            subjects[0].artifacts.append(Artifact(name=name, format="triton", runtime="triton",
+                                                  path=f"{full}#{served}", precision=None,
+                                                  subject=served))
+    return subjects
+
+
+def _keep_tflite_only(subjects: list[Subject]) -> None:
+    for subject in subjects:
+        subject.artifacts = [a for a in subject.artifacts if a.format in ("tflite", "keras")]
+        # The Keras model stays on the host: it is the fidelity reference, not a device figure.
+
+
+def _keep_included(subjects: list[Subject], include) -> None:
+    names = [artifact.name for subject in subjects for artifact in subject.artifacts]
+    missing = [name for name in include if name not in names]
+    if missing:
+        raise OptionError(f"--only names {', '.join(missing)}, not in this run; expected some of: "
+                          f"{', '.join(names)}")
+    for subject in subjects:
+        subject.artifacts = [a for a in subject.artifacts if a.name in include]
+
+
+def _default_output(subjects: list[Subject]) -> Path:
+    first = subjects[0]
+    return first.folder / DEFAULT_OUTPUT if first.folder is not None else Path(DEFAULT_OUTPUT)
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)

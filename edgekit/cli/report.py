@@ -1,0 +1,26 @@
+"""``edgekit report``."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command("report")
+@click.argument("model", type=click.Path())
+@click.option("--bench-json", type=click.Path(dir_okay=False), help="The benchmark to show. [default <model>/bench/bench.json]")
+@click.option("--output", type=click.Path(dir_okay=False), help="The page to write. [default <model>/report.html]")
+def report_command(model, bench_json, output):
+    """Write one HTML page about a model: training, compression, fidelity and benchmark.
+
+    It gathers the training curves and confusion matrix, the compression table, each exported
+    artifact's fidelity to the Keras model and the benchmark table and plots (from
+    `edgekit bench`). Images are embedded: the page is one file.
+
+    \b
+    Example:
+      edgekit bench models/cnn-digits && edgekit report models/cnn-digits
+    """
+    from edgekit.bench.html import write_report
+
+    path = write_report(model, output=output, bench_json=bench_json)
+    click.echo(f"report: {path}")

@@ -1,0 +1,120 @@
+"""Keras / TensorFlow: a .keras / .h5 / SavedModel run as a compiled ``tf.function``.
+
+The reference every artifact is compared with. Calls go through one ``tf.function`` with a
+dynamic batch dimension (not ``model.predict``, whose per-call set-up would dominate the timing of
+a small model), so its latency is what a TensorFlow server would see.
+
+Example:
+    >>> from edgekit.runtimes.keras import KerasModel
+    >>> runtime = KerasModel.load("models/cnn-digits/model.keras", num_threads=1)
+    >>> probabilities = runtime.run(x_test)
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from edgekit.errors import DataError, ModelError
+
+EXPECTED = "a .keras / .h5 file or a SavedModel folder written by tf-keras (edgekit train / compress)"
+
+
+class KerasModel:
+    """A tf-keras model behind the runtime interface (``load``, ``run``, ``describe``).
+
+    Args:
+        model: a loaded tf-keras model with one input and one output.
+        num_threads: TensorFlow intra-op threads; applied only before TensorFlow's first op runs
+            in this process (the benchmark gives each artifact its own process).
+        source: how messages name the model (its path).
+    """
+
+    name = "keras"
+
+    def __init__(self, model, num_threads: int | None = None, source: str = "model"):
+        from edgekit._compat import tensorflow
+
+        tf = tensorflow()
+        self.model = model
+        self.num_threads = num_threads
+        self.source = source
+        if len(model.inputs) != 1 or len(model.outputs) != 1:
+            raise ModelError(f"Keras model {source} has {len(model.inputs)} inputs and "
+                             f"{len(model.outputs)} outputs; edgekit runs single-input "
+                             "single-output classifiers")
+        self._input_shape = tuple(int(size) for size in model.input_shape[1:])
+        self._input_dtype = tf.as_dtype(model.inputs[0].dtype).name
+        signature = tf.TensorSpec((None, *self._input_shape), model.inputs[0].dtype)
+        self._function = tf.function(lambda x: model(x, training=False),
+                                     input_signature=[signature])
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, num_threads: int | None = None) -> "KerasModel":
+        """Load a model file; ModelError for a missing or unreadable one."""
+        from edgekit._compat import tensorflow
+
+        path = Path(path)
+        if not path.exists():
+            raise ModelError(f"Keras model {str(path)!r} does not exist; expected {EXPECTED}")
+        tf = tensorflow()
+        if num_threads:
+            try:
+                tf.config.threading.set_intra_op_parallelism_threads(int(num_threads))
+                tf.config.threading.set_inter_op_parallelism_threads(1)
+            except RuntimeError:  # TensorFlow already ran an op: its thread pools are fixed
+                pass
+        from edgekit.models import load_model_file
+
+        try:
+            model = load_model_file(path)
+        except ModelError as first:
+            try:  # a quantization-aware model loads only inside tfmot's scope
+                import tensorflow_model_optimization as tfmot
+
+                with tfmot.quantization.keras.quantize_scope():
+                    model = load_model_file(path)
+            except Exception:  # noqa: BLE001  (the first error says what is wrong)
+                raise first from None
+        return cls(model, num_threads=num_threads, source=repr(str(path)))
+
+    @property
+    def input_shape(self) -> tuple:
+        return self._input_shape
+
+    @property
+    def input_dtype(self) -> str:
+        return self._input_dtype
+
+    def describe(self) -> dict:
+        output_shape = [-1, *[int(size) for size in self.model.output_shape[1:]]]
+        return {"runtime": self.name, "num_threads": self.num_threads,
+                "input": {"name": self.model.inputs[0].name, "shape": [-1, *self._input_shape],
+                          "dtype": self._input_dtype, "quantization": None},
+                "output": {"name": self.model.outputs[0].name, "shape": output_shape,
+                           "dtype": "float32", "quantization": None}}
+
+    def run(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """Float32 outputs for float32 model-ready inputs ``(N, *input_shape)``."""
+        x = np.asarray(x, dtype=np.float32)
+        if x.ndim != len(self._input_shape) + 1 or tuple(x.shape[1:]) != self._input_shape:
+            raise DataError(f"samples of shape {tuple(x.shape)} do not fit Keras model "
+                            f"{self.source}, which takes (N, "
+                            f"{', '.join(str(size) for size in self._input_shape)}); pass samples "
+                            "of the dataset the model was trained on")
+        step = max(1, int(batch_size))
+        outputs = [self._function(x[start:start + step]).numpy()
+                   for start in range(0, len(x), step)]
+        if not outputs:
+            return np.zeros((0, *self.model.output_shape[1:]), dtype=np.float32)
+        return np.concatenate(outputs).astype(np.float32, copy=False)
+
+    def prepare(self, batch: np.ndarray):
+        """A zero-argument call running one inference on ``batch`` (converted once, up front)."""
+        from edgekit._compat import tensorflow
+
+        tensor = tensorflow().convert_to_tensor(np.asarray(batch, dtype=np.float32))
+        function = self._function
+        return lambda: function(tensor).numpy()

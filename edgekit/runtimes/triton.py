@@ -1,0 +1,122 @@
+"""Triton Inference Server as a runtime: a model served at a URL, queried through tritonclient.
+
+``load`` takes a URL instead of a file: ``triton://HOST:PORT`` (HTTP), ``http://...`` or
+``grpc://...``, and a ``#MODEL`` fragment (or the server's only ready model). The client is
+:class:`edgekit.serve.client.TritonClient`, so Triton's refusals read the same everywhere. A server
+that cannot be reached is an error within ``timeout`` seconds.
+
+Example:
+    >>> from edgekit.runtimes.triton import TritonModel
+    >>> runtime = TritonModel.load("grpc://127.0.0.1:8001#cnn-digits")
+    >>> probabilities = runtime.run(x_test)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edgekit.errors import DataError
+
+CONNECT_TIMEOUT_SECONDS = 5.0
+
+
+def split_target(target: str) -> tuple[str, str | None]:
+    """``"grpc://h:8001#cnn"`` -> ``("grpc://h:8001", "cnn")``; no fragment -> model None."""
+    url, _, model = target.partition("#")
+    return url, (model or None)
+
+
+class TritonModel:
+    """One model on a Triton server behind the runtime interface (``load``, ``run``, ``describe``).
+
+    Args:
+        url: ``triton://HOST:PORT``, ``http://HOST:PORT`` or ``grpc://HOST:PORT``.
+        model: the served model's name; None picks the server's only ready model.
+        protocol: "http" or "grpc" for a ``triton://`` URL (default http).
+        timeout: seconds to connect and to wait for each answer.
+
+    Raises:
+        ServeError: when the server cannot be reached or is not ready (within ``timeout``).
+    """
+
+    name = "triton"
+
+    def __init__(self, url: str, model: str | None = None, protocol: str | None = None,
+                 timeout: float = CONNECT_TIMEOUT_SECONDS):
+        from edgekit.serve.client import TritonClient
+        from edgekit.serve.errors import ServeError
+
+        self.client = TritonClient(url, protocol=protocol, timeout=timeout)
+        self.url = self.client.url
+        try:
+            self.client.check_ready()
+        except ServeError as error:
+            raise ServeError(str(error).replace("check --url and --protocol",
+                                                "check --target and --protocol")) from None
+        self.model = self.client.choose_model(model)
+        metadata = self.client.metadata(self.model)
+        if len(metadata["inputs"]) != 1:
+            raise DataError(f"Triton model {self.model!r} has {len(metadata['inputs'])} inputs; "
+                            "edgekit benchmarks single-input classifiers")
+        self._input = metadata["inputs"][0]
+        self._output = metadata["outputs"][0]
+        config = self.client.config(self.model)
+        self.max_batch_size = int(config.get("max_batch_size", 0) or 0)
+        self.num_threads = None
+
+    @classmethod
+    def load(cls, path: str, num_threads: int | None = None) -> "TritonModel":
+        """Connect to ``URL#MODEL``; ``num_threads`` is ignored (the server owns its threads)."""
+        url, model = split_target(str(path))
+        return cls(url, model=model)
+
+    @property
+    def input_shape(self) -> tuple:
+        shape = self._input["shape"]
+        return tuple(int(size) for size in (shape[1:] if self.max_batch_size else shape))
+
+    @property
+    def input_dtype(self) -> str:
+        from tritonclient.utils import triton_to_np_dtype
+
+        return np.dtype(triton_to_np_dtype(self._input["datatype"])).name
+
+    def describe(self) -> dict:
+        return {"runtime": self.name, "url": self.url, "model": self.model,
+                "protocol": self.client.protocol, "max_batch_size": self.max_batch_size,
+                "input": {"name": self._input["name"], "shape": list(self._input["shape"]),
+                          "dtype": self.input_dtype, "quantization": None},
+                "output": {"name": self._output["name"], "shape": list(self._output["shape"]),
+                           "dtype": self._output["datatype"], "quantization": None}}
+
+    def run(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """Float32 outputs, sent in requests of at most the model's ``max_batch_size``."""
+        x = np.asarray(x, dtype=self.input_dtype)
+        if tuple(x.shape[1:]) != self.input_shape:
+            raise DataError(f"samples of shape {tuple(x.shape)} do not fit Triton model "
+                            f"{self.model!r}, which takes (N, "
+                            f"{', '.join(str(size) for size in self.input_shape)})")
+        step = max(1, min(int(batch_size), self.max_batch_size or 1))
+        outputs = [self._infer(x[start:start + step]) for start in range(0, len(x), step)]
+        return np.concatenate(outputs).astype(np.float32, copy=False) if outputs else \
+            np.zeros((0, 0), dtype=np.float32)
+
+    def _infer(self, batch: np.ndarray) -> np.ndarray:
+        name = self._output["name"]
+        if not self.max_batch_size:  # a model without batching takes one sample per request
+            return np.stack([self.client.infer(self.model, {self._input["name"]: sample},
+                                               outputs=[name])[name] for sample in batch])
+        return self.client.infer(self.model, {self._input["name"]: batch}, outputs=[name])[name]
+
+    def prepare(self, batch: np.ndarray):
+        """A zero-argument call sending one request with ``batch`` (the whole round trip)."""
+        batch = np.ascontiguousarray(batch, dtype=self.input_dtype)
+        return lambda: self._infer(batch)
+
+    def statistics(self) -> dict:
+        """Triton's cumulative statistics for this model (counts; queue and compute times, ns)."""
+        stats = self.client.statistics(self.model)
+        return stats[0] if stats else {}
+
+    def close(self) -> None:
+        self.client.close()
