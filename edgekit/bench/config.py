@@ -26,6 +26,11 @@ class BenchConfig:
         ort_optimization / ort_provider: ONNX Runtime graph optimization level and provider.
         target: "local", "triton://HOST:PORT[#MODEL]" (also http:// / grpc://) or "adb[:SERIAL]".
         protocols: for a triton:// target, http and / or grpc.
+        grpc_port: for a triton:// target measured over gRPC, the server's gRPC port (the
+            target's port is HTTP's); None takes HTTP's + 1, as Triton's 8000 / 8001.
+        compare_batching: for a triton:// target, also measure ``<model>-nobatch`` (the same
+            model served without dynamic batching; see
+            :func:`edgekit.bench.load.add_unbatched_variant`), so batching on vs off is one run.
         benchmark_binary: for adb, the benchmark_model binary built for the device.
         dataset / data_dir: the data when the manifests do not say (or to override them).
         samples: use only the first N test samples for accuracy and fidelity.
@@ -50,6 +55,8 @@ class BenchConfig:
     ort_provider: str = "CPUExecutionProvider"
     target: str = "local"
     protocols: tuple[str, ...] = ("http",)
+    grpc_port: int | None = None
+    compare_batching: bool = False
     benchmark_binary: str | None = None
     dataset: str | None = None
     data_dir: str | None = None
@@ -80,6 +87,11 @@ class BenchConfig:
         if max(self.concurrency) > 1 and self.target_kind != "triton":
             raise OptionError("--concurrency above 1 is a load test for --target triton://HOST:PORT; "
                               "local runtimes are measured one call at a time")
+        if self.grpc_port is not None and not 1 <= int(self.grpc_port) <= 65535:
+            raise OptionError(f"--grpc-port must be in 1..65535; received {self.grpc_port}")
+        if self.compare_batching and self.target_kind != "triton":
+            raise OptionError("--compare-batching compares a model served with and without dynamic "
+                              "batching; it needs --target triton://HOST:PORT")
         self.timing  # validates the timing fields
         self.runtime_options(None)  # validates the runtime fields
 

@@ -30,6 +30,7 @@ METRICS = {
     "load_ms": "time to load the artifact", "first_inference_ms": "time of the first inference",
     "peak_rss_mb": "peak resident memory of the artifact's process",
     "size_mb": "file size in MB (10^6 bytes)", "bytes": "file size in bytes",
+    "errors": "failed requests in a Triton load test",
 }
 OPERATORS = {">=": operator.ge, "<=": operator.le, "==": operator.eq, "!=": operator.ne,
              ">": operator.gt, "<": operator.lt}

@@ -1,59 +1,227 @@
 """Load at a concurrency level (perf_analyzer's method): C clients sending back to back.
 
 Each client has its own connection and sends its next request as soon as the last one answers.
-Windows and the stability check are the same as for a single caller; throughput is samples
-answered per second of wall time; errors are counted, not raised. When the runtime can report
-server-side statistics (Triton), the queue and compute times of the window are added.
+Warm-up, measurement windows and the stability check are those of a single caller
+(:mod:`edgekit.bench.latency`); throughput is samples answered per second of wall time; errors
+and wrong answers (top-1 differs, or an output off by more than 1e-5 from the first answer) are
+counted, not raised. Triton's statistics API is read before and after every window, so the
+record carries the server's own queue and compute times and its mean batch size over exactly the
+measured windows.
+
+Every loop is bounded: a window ends when it has ``min_runs`` answers and ``min_seconds``
+seconds, or :data:`WINDOW_GRACE_SECONDS` after ``min_seconds`` whatever it has, or after
+:data:`MAX_ERRORS_PER_WINDOW` errors; each request has the client's own timeout. A window with
+no answer at all fails the artifact with the server's first error.
+
+A served model's load test runs in a worker process of its own, like every artifact
+(``python -m edgekit.bench.load SPEC.json``, same spec and result as :mod:`edgekit.bench.worker`),
+so that concurrency 1 is measured the same way as the other levels.
+
+Dynamic batching on vs off: :func:`add_unbatched_variant` adds ``<model>-nobatch`` to a
+repository (the same version files, the config without ``dynamic_batching``); ``edgekit bench
+--compare-batching`` then measures both served models in one run.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import queue
+import shutil
+import sys
 import threading
 import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from edgekit.bench.latency import TimingConfig, measurement_record, windows_agree
 
+LOAD_WORKER = [sys.executable, "-m", "edgekit.bench.load"]
+UNBATCHED_SUFFIX = "-nobatch"
+WINDOW_GRACE_SECONDS = 30.0
+MAX_ERRORS_PER_WINDOW = 200
+ANSWER_TOLERANCE = 1e-5
+SERVER_TIMES = ("queue", "compute_input", "compute_infer", "compute_output")
+
+
+@dataclass
+class Window:
+    """What one window (or the warm-up) saw: successful latencies (s), wall time, failures."""
+
+    latencies: list
+    wall: float
+    errors: int
+    wrong_answers: int
+    first_error: str | None
+
 
 def measure_concurrent(spec: dict, options, batch: np.ndarray, concurrency: int,
-                       timing: TimingConfig) -> tuple[dict, str]:
-    """Measure ``concurrency`` clients, each with its own runtime opened from ``spec``."""
+                       timing: TimingConfig, expected: np.ndarray | None = None) -> tuple[dict, str]:
+    """Measure ``concurrency`` clients, each with its own connection opened from ``spec``.
+
+    Args:
+        spec: the worker spec (``runtime`` and ``path``, i.e. ``URL#MODEL``).
+        options: the runtime options (ignored by Triton).
+        batch: the samples each request sends.
+        concurrency: clients sending back to back.
+        timing: warm-up, window and stability settings.
+        expected: the right answer for ``batch``; answers that differ count as wrong.
+
+    Returns:
+        The measurement record (see :func:`edgekit.bench.latency.measurement_record`) with
+        ``throughput_per_s`` over wall time, ``errors``, ``wrong_answers``, ``first_error`` and,
+        when the server reports statistics, ``server``; and what was timed.
+
+    Raises:
+        ServeError: when no request of a window (or of the warm-up) succeeded.
+    """
     from edgekit.bench.engines import open_runtime, prepared_call
 
-    runtimes = [open_runtime(spec["runtime"], spec["path"], options) for _ in range(concurrency)]
-    calls = [prepared_call(runtime, batch)[0] for runtime in runtimes]
-    before = _statistics(runtimes[0])
-    for call in calls:  # warm-up, every connection
-        for _ in range(max(1, timing.warmup_runs // concurrency)):
-            call()
-    windows, walls, errors = [], [], 0
-    stable = False
-    while len(windows) < timing.max_windows:
-        latencies, wall, failed = _window(calls, timing)
-        windows.append(latencies)
-        walls.append(wall)
-        errors += failed
-        if len(windows) >= 2 and windows_agree(float(np.median(windows[-2])),
-                                               float(np.median(windows[-1])),
-                                               timing.stability_tolerance):
-            stable = True
-            break
-    record = measurement_record([], windows, stable, timing.stability_tolerance, len(batch))
-    used_walls = walls[-2:] if stable else walls
-    record["throughput_per_s"] = float(len(batch) * record["runs"] / sum(used_walls))
-    record["errors"] = int(errors)
-    after = _statistics(runtimes[0])
-    if before is not None and after is not None:
-        record["server"] = server_delta(before, after)
-    for runtime in runtimes:
-        getattr(runtime, "close", lambda: None)()
-    return record, f"{concurrency} concurrent clients, one request each at a time"
+    def open_client():
+        runtime = open_runtime(spec["runtime"], spec["path"], options)
+        return prepared_call(runtime, batch)[0], getattr(runtime, "close", lambda: None)
+
+    observer = open_runtime(spec["runtime"], spec["path"], options)  # statistics, main thread
+    check = _answer_check(expected)
+    try:
+        with ClientThreads(open_client, concurrency) as clients:
+            warmup = _window(clients, timing.warmup_runs, timing.warmup_seconds, check) \
+                if timing.warmup_runs or timing.warmup_seconds else None
+            if warmup is not None and not warmup.latencies and warmup.errors:
+                _raise_all_failed("the warm-up", concurrency, warmup)
+            snapshots = [_statistics(observer)]
+            windows: list[Window] = []
+            stable = False
+            while len(windows) < timing.max_windows:
+                window = _window(clients, timing.min_runs, timing.min_seconds, check)
+                snapshots.append(_statistics(observer))
+                if not window.latencies:
+                    _raise_all_failed(f"window {len(windows) + 1}", concurrency, window)
+                windows.append(window)
+                if len(windows) >= 2 and windows_agree(float(np.median(windows[-2].latencies)),
+                                                       float(np.median(windows[-1].latencies)),
+                                                       timing.stability_tolerance):
+                    stable = True
+                    break
+    finally:
+        getattr(observer, "close", lambda: None)()
+    record = measurement_record([], [window.latencies for window in windows], stable,
+                                timing.stability_tolerance, len(batch))
+    used = windows[-2:] if stable else windows
+    record["throughput_per_s"] = float(len(batch) * sum(len(w.latencies) for w in used)
+                                       / sum(w.wall for w in used))
+    if warmup is not None:
+        record["warmup"] = {"runs": len(warmup.latencies), "seconds": warmup.wall,
+                            "mean_ms": float(np.mean(warmup.latencies)) * 1e3
+                            if warmup.latencies else None, "errors": warmup.errors}
+    record["errors"] = int(sum(window.errors for window in windows))
+    record["wrong_answers"] = int(sum(window.wrong_answers for window in windows))
+    record["first_error"] = next((w.first_error for w in windows if w.first_error), None)
+    record["window_seconds"] = [round(window.wall, 4) for window in windows]
+    first = len(snapshots) - 1 - len(used)
+    if all(snapshot is not None for snapshot in snapshots):
+        record["server"] = server_delta(snapshots[first], snapshots[-1])
+        record["server"]["windows"] = [
+            {key: value for key, value in server_delta(before, after).items()
+             if key in ("queue_ms", "compute_infer_ms", "requests", "mean_batch")}
+            for before, after in zip(snapshots[:-1], snapshots[1:])]
+    return record, (f"{concurrency} concurrent client(s), one request each at a time, "
+                    "round trip")
 
 
-def _window(calls, timing: TimingConfig) -> tuple[list[float], float, int]:
+class ClientThreads:
+    """One thread per client, each owning its connection from opening to closing.
+
+    tritonclient.http's client lives on the gevent hub of the thread that made it ("cannot
+    switch to a different thread" from any other), so a connection is opened, used by every
+    window, and closed in the same thread; windows hand the threads a job instead.
+
+    Args:
+        open_client: called in each thread; returns ``(call, close)``.
+        count: the number of clients.
+    """
+
+    OPEN_TIMEOUT_SECONDS = 60.0
+
+    def __init__(self, open_client, count: int):
+        self._jobs = [queue.Queue() for _ in range(count)]
+        self._done: queue.Queue = queue.Queue()
+        self._threads = [threading.Thread(target=self._serve, args=(open_client, jobs), daemon=True)
+                         for jobs in self._jobs]
+        for thread in self._threads:
+            thread.start()
+        failures = [self._done.get(timeout=self.OPEN_TIMEOUT_SECONDS) for _ in self._threads]
+        failures = [failure for failure in failures if failure is not None]
+        if failures:
+            self.close()
+            raise failures[0]
+
+    def _serve(self, open_client, jobs: queue.Queue) -> None:
+        try:
+            call, close = open_client()
+        except BaseException as error:  # noqa: BLE001  (raised in the main thread)
+            self._done.put(error)
+            return
+        self._done.put(None)
+        try:
+            while (job := jobs.get()) is not None:
+                try:
+                    job(call)
+                finally:
+                    self._done.put(None)
+        finally:
+            close()
+
+    def start(self, job) -> None:
+        """Run ``job(call)`` in every client thread (returns at once)."""
+        for jobs in self._jobs:
+            jobs.put(job)
+
+    def wait(self) -> None:
+        """Until every thread finished the job it was given (each request has its timeout)."""
+        for _ in self._jobs:
+            self._done.get()
+
+    def close(self) -> None:
+        for jobs, thread in zip(self._jobs, self._threads):
+            if thread.is_alive():
+                jobs.put(None)
+        for thread in self._threads:
+            thread.join(timeout=self.OPEN_TIMEOUT_SECONDS)
+
+    def __enter__(self) -> "ClientThreads":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _answer_check(expected: np.ndarray | None):
+    if expected is None:
+        return None
+    expected = np.asarray(expected, dtype=np.float32)
+    labels = expected.reshape(len(expected), -1).argmax(1) if expected.ndim > 1 else None
+
+    def check(answer) -> bool:
+        answer = np.asarray(answer, dtype=np.float32)
+        if answer.shape != expected.shape:
+            return False
+        if labels is not None and not np.array_equal(answer.reshape(len(answer), -1).argmax(1),
+                                                     labels):
+            return False
+        return float(np.abs(answer - expected).max(initial=0.0)) <= ANSWER_TOLERANCE
+
+    return check
+
+
+def _window(clients: ClientThreads, min_runs: int, min_seconds: float, check=None) -> Window:
+    """Run every client until ``min_runs`` answers and ``min_seconds`` (bounded; see module)."""
     latencies: list[float] = []
-    failures = [0]
+    counts = {"errors": 0, "wrong": 0}
+    first_error: list[str] = []
     stop = threading.Event()
     lock = threading.Lock()
 
@@ -61,25 +229,43 @@ def _window(calls, timing: TimingConfig) -> tuple[list[float], float, int]:
         while not stop.is_set():
             started = time.perf_counter()
             try:
-                call()
-            except Exception:  # noqa: BLE001  (counted: a load test reports errors, it goes on)
+                answer = call()
+            except Exception as error:  # noqa: BLE001  (counted: a load test reports errors, it goes on)
                 with lock:
-                    failures[0] += 1
+                    counts["errors"] += 1
+                    if not first_error:
+                        first_error.append(str(error) or type(error).__name__)
+                    if counts["errors"] >= MAX_ERRORS_PER_WINDOW:
+                        stop.set()
                 continue
             elapsed = time.perf_counter() - started
+            right = check is None or check(answer)
             with lock:
                 latencies.append(elapsed)
+                if not right:
+                    counts["wrong"] += 1
 
-    threads = [threading.Thread(target=client, args=(call,), daemon=True) for call in calls]
     started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    while len(latencies) < timing.min_runs or time.perf_counter() - started < timing.min_seconds:
-        time.sleep(0.005)
+    deadline = started + min_seconds + WINDOW_GRACE_SECONDS
+    clients.start(client)
+    while not stop.is_set():
+        now = time.perf_counter()
+        if (len(latencies) >= min_runs and now - started >= min_seconds) or now > deadline:
+            break
+        time.sleep(0.002)
     stop.set()
-    for thread in threads:
-        thread.join()
-    return latencies, time.perf_counter() - started, failures[0]
+    clients.wait()
+    return Window(latencies=list(latencies), wall=time.perf_counter() - started,
+                  errors=counts["errors"], wrong_answers=counts["wrong"],
+                  first_error=first_error[0] if first_error else None)
+
+
+def _raise_all_failed(where: str, concurrency: int, window: Window):
+    from edgekit.serve.errors import ServeError
+
+    raise ServeError(f"every request of {where} at concurrency {concurrency} failed "
+                     f"({window.errors} error(s) in {window.wall:.1f} s); the first: "
+                     f"{window.first_error}")
 
 
 def _statistics(runtime) -> dict | None:
@@ -92,17 +278,169 @@ def _statistics(runtime) -> dict | None:
 
 
 def server_delta(before: dict, after: dict) -> dict:
-    """Per-request server times (ms) between two cumulative Triton statistics snapshots."""
+    """Per-request server times (ms) and batching between two cumulative statistics snapshots.
+
+    Triton counts ``queue`` and ``compute_*`` per request, ``execution_count`` per model run;
+    ``inference_count`` counts samples. gRPC's JSON spells 64-bit counts as strings.
+
+    Example:
+        >>> server_delta(before, after)
+        {'success_ms': 0.41, 'queue_ms': 0.05, ..., 'requests': 800, 'failed': 0,
+         'executions': 210, 'inferences': 800, 'mean_batch': 3.81}
+    """
     def totals(stats: dict, key: str) -> tuple[int, int]:
         entry = (stats.get("inference_stats") or {}).get(key) or {}
         return int(entry.get("count", 0) or 0), int(entry.get("ns", 0) or 0)
 
     result = {}
-    for key in ("success", "queue", "compute_input", "compute_infer", "compute_output"):
+    for key in ("success", *SERVER_TIMES):
         count = totals(after, key)[0] - totals(before, key)[0]
         nanoseconds = totals(after, key)[1] - totals(before, key)[1]
         result[f"{key}_ms"] = nanoseconds / count / 1e6 if count > 0 else None
     result["requests"] = totals(after, "success")[0] - totals(before, "success")[0]
+    result["failed"] = totals(after, "fail")[0] - totals(before, "fail")[0]
     result["executions"] = int(after.get("execution_count", 0) or 0) - \
         int(before.get("execution_count", 0) or 0)
+    result["inferences"] = int(after.get("inference_count", 0) or 0) - \
+        int(before.get("inference_count", 0) or 0)
+    result["mean_batch"] = result["inferences"] / result["executions"] \
+        if result["executions"] > 0 else None
     return result
+
+
+# --- dynamic batching on vs off ----------------------------------------------------------------
+
+def unbatched_name(model: str) -> str:
+    """The served name of ``model`` without dynamic batching: ``cnn`` -> ``cnn-nobatch``."""
+    return f"{model}{UNBATCHED_SUFFIX}"
+
+
+def add_unbatched_variant(repository: str | os.PathLike, model: str) -> Path:
+    """Add ``<model>-nobatch`` to a repository: ``model``'s versions, without dynamic batching.
+
+    The copy keeps everything else of the config (``max_batch_size``, instances, inputs and
+    outputs, labels, parameters), so one server serves both and ``edgekit bench
+    --compare-batching`` measures the batcher alone. Version files are hard-linked when the
+    file system allows it. An existing variant is replaced.
+
+    Args:
+        repository: a Triton model repository (``edgekit export --to triton`` writes one).
+        model: the model folder to copy; its config must have ``dynamic_batching``.
+
+    Returns:
+        The new model folder.
+
+    Raises:
+        ModelError: when the model is missing or has no dynamic batching to turn off.
+
+    Example:
+        >>> add_unbatched_variant("triton_repo", "cnn-fashion_mnist")
+        PosixPath('triton_repo/cnn-fashion_mnist-nobatch')
+    """
+    from edgekit.errors import ModelError
+    from edgekit.export.triton import CONFIG_FILENAME, config_text, read_model_config
+
+    source = Path(repository) / model
+    if not (source / CONFIG_FILENAME).is_file():
+        raise ModelError(f"{source} holds no {CONFIG_FILENAME}; expected model {model!r} in "
+                         f"repository {repository} (edgekit export MODEL --to triton)")
+    config = read_model_config(source / CONFIG_FILENAME)
+    if not config.HasField("dynamic_batching"):
+        raise ModelError(f"model {model!r} has no dynamic_batching in its config; nothing to "
+                         "compare against (export it with a dynamic batch dimension)")
+    config.ClearField("dynamic_batching")
+    config.name = unbatched_name(model)
+    target = source.with_name(config.name)
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(source, target, copy_function=_link_or_copy,
+                    ignore=shutil.ignore_patterns(CONFIG_FILENAME, ".*"))
+    (target / CONFIG_FILENAME).write_text(config_text(config))
+    return target
+
+
+def _link_or_copy(source: str, target: str) -> None:
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+# --- the load-test worker -------------------------------------------------------------------
+
+def run_load_test(spec: dict, events) -> dict:
+    """The worker's job for a served model: every (batch, concurrency) level, then the outputs.
+
+    Same spec and result record as :func:`edgekit.bench.worker.run`; concurrency 1 goes through
+    :func:`measure_concurrent` too, so every level has errors, answers and server statistics.
+    """
+    from edgekit.bench.engines import RuntimeOptions, open_runtime, prepared_call
+    from edgekit.bench.worker import check_fits, import_runtime_library, rss_mb, take
+
+    x = np.load(spec["x"])
+    options = RuntimeOptions(**spec["options"])
+    timing = TimingConfig(**spec["timing"])
+    started = time.perf_counter()
+    import_runtime_library(spec["runtime"])
+    result = {"status": "ok", "threads": None, "pid": os.getpid(),
+              "cpu_affinity": sorted(os.sched_getaffinity(0)),
+              "import_ms": (time.perf_counter() - started) * 1e3,
+              "memory": {"rss_before_load_mb": rss_mb()}}
+    started = time.perf_counter()
+    runtime = open_runtime(spec["runtime"], spec["path"], options)
+    result["load_ms"] = (time.perf_counter() - started) * 1e3
+    result["memory"]["rss_after_load_mb"] = rss_mb()
+    result["describe"] = runtime.describe()
+    check_fits(runtime, tuple(x.shape[1:]), spec["dataset"], spec["name"])
+    events.send("step", label="loaded")
+    measurements = []
+    for index, batch in enumerate(spec["batches"]):
+        samples = take(x, batch)
+        call, _ = prepared_call(runtime, samples)
+        started = time.perf_counter()
+        expected = np.asarray(call(), dtype=np.float32)  # later answers must equal this one
+        if index == 0:
+            result["first_inference_ms"] = (time.perf_counter() - started) * 1e3
+        for concurrency in spec.get("concurrency") or [1]:
+            measurement, timed = measure_concurrent(spec, options, samples, concurrency, timing,
+                                                    expected=expected)
+            measurements.append({"batch": batch, "threads": None, "concurrency": concurrency,
+                                 "timed": timed, **measurement})
+            events.send("step", label=f"batch {batch} x{concurrency}")
+    result["measurements"] = measurements
+    if spec.get("outputs"):
+        np.save(spec["outputs"], np.asarray(runtime.run(x), dtype=np.float32))
+        events.send("step", label="accuracy")
+    runtime.close()
+    result["memory"]["rss_end_mb"] = rss_mb()
+    result["memory"]["peak_rss_mb"] = rss_mb("VmHWM")
+    return result
+
+
+def main(spec_path: str) -> int:
+    """As :func:`edgekit.bench.worker.main`, with :func:`run_load_test` as the job."""
+    with open(spec_path) as handle:
+        spec = json.load(handle)
+    from edgekit.bench.worker import Events
+
+    events = Events()
+    try:
+        from edgekit.errors import EdgekitError
+
+        try:
+            result, code = run_load_test(spec, events), 0
+        except EdgekitError as error:
+            result, code = {"status": "failed", "reason": str(error)}, 1
+    except Exception as error:  # noqa: BLE001  (any failure is this artifact's row, not a crash)
+        lines = [line for line in str(error).splitlines() if line.strip()]
+        reason = f"{type(error).__name__}: {lines[0] if lines else ''}".rstrip(": ")
+        traceback.print_exc()
+        result, code = {"status": "failed", "reason": reason}, 1
+    temporary = spec["result"] + ".tmp"
+    with open(temporary, "w") as handle:
+        json.dump(result, handle)
+    os.replace(temporary, spec["result"])
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))

@@ -7,6 +7,9 @@
   timings (log scale when they span more than a decade).
 * ``throughput.png``: samples per second against batch size (or concurrency for a load test),
   when more than one was measured.
+* ``throughput_vs_latency.png``: a Triton load test's curve, one line per served model and
+  protocol (``-nobatch`` dashed), p50 latency against throughput with each point's concurrency
+  written beside it; the p99 of each level is a faint marker on the same line.
 """
 
 from __future__ import annotations
@@ -50,7 +53,49 @@ def write_plots(report: dict, folder: Path) -> dict:
                                                         report)
         if any(len(_series(row)) > 1 for row in measured):
             written["throughput"] = _throughput(measured, folder / "throughput.png", report)
+        curves = [row for row in measured if len(_load_levels(row)) > 1]
+        if curves:
+            written["throughput_vs_latency"] = _throughput_vs_latency(
+                curves, folder / "throughput_vs_latency.png", report)
     return written
+
+
+def _load_levels(row: dict) -> list[dict]:
+    """The primary batch's load-test measurements of a row, by concurrency."""
+    run = next((run for run in row.get("runs", []) if run.get("status") == "ok"), None)
+    if run is None or not run.get("measurements"):
+        return []
+    batch = run["measurements"][0]["batch"]
+    levels = [m for m in run["measurements"] if m["batch"] == batch and "errors" in m]
+    return sorted(levels, key=lambda m: m["concurrency"])
+
+
+def _throughput_vs_latency(rows: list[dict], path: Path, report: dict) -> Path:
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    for row in rows:
+        levels = _load_levels(row)
+        x = [m["latency_ms"]["p50"] for m in levels]
+        y = [m["throughput_per_s"] or 0.0 for m in levels]
+        style = "--" if row["name"].endswith("-nobatch") else "-"
+        (line,) = axes.plot(x, y, style, marker="o", label=f"{row['name']} (p50)")
+        p99 = [m["latency_ms"]["p99"] for m in levels]
+        if all(value is not None for value in p99):
+            axes.scatter(p99, y, marker="x", color=line.get_color(), alpha=0.45, s=20)
+        for m, px, py in zip(levels, x, y):
+            axes.annotate(f"c{m['concurrency']}", (px, py), textcoords="offset points",
+                          xytext=(4, 4), fontsize=7, color=line.get_color())
+    axes.set_xscale("log")
+    axes.set_xlabel("latency per request (ms): p50 (line), p99 (x)")
+    axes.set_ylabel("samples per second")
+    axes.set_title(f"Throughput vs latency, concurrency c1..cN\n{_subtitle(report)}", fontsize=9)
+    axes.grid(alpha=0.3, which="both")
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
 
 
 def _primary(row: dict) -> dict | None:

@@ -8,13 +8,15 @@ JSON layout (``schema_version`` 1)::
                   runs: [{threads, status, load_ms, first_inference_ms, memory, describe,
                           measurements: [{batch, threads, concurrency, timed, warmup, runs,
                                           seconds, latency_ms, throughput_per_s, stability,
-                                          samples_ms, errors?, server?}]}]}],
+                                          samples_ms, errors?, wrong_answers?, server?}]}]}],
      gates: {checked, broken}, warnings}
 
 ``metrics`` flattens the primary measurement (first batch, first thread count, first concurrency)
 with accuracy, fidelity, size and memory: the names ``--fail-if`` gates and plots use. A Triton
-load test adds ``concurrency`` levels, ``errors`` and ``server`` (queue / compute ms) to its
-measurements; the rest of the layout does not change.
+load test adds ``concurrency`` levels, ``errors``, ``wrong_answers`` and ``server`` (Triton's
+per-request queue / compute ms and mean batch size over the measured windows) to its
+measurements, and ``errors`` / ``wrong_answers`` (summed over every level) to ``metrics``; the rest
+of the layout does not change.
 """
 
 from __future__ import annotations
@@ -46,7 +48,14 @@ _MEASUREMENT = {
                                                      "tolerance", "spread"],
                       "properties": {"stable": {"type": "boolean"}}},
         "samples_ms": {"type": "array", "items": {"type": "number"}},
-        "errors": {"type": "integer"}, "server": {"type": "object"},
+        "errors": {"type": "integer"}, "wrong_answers": {"type": "integer"},
+        "first_error": {"type": ["string", "null"]},
+        "server": {"type": "object",
+                   "required": ["queue_ms", "compute_infer_ms", "requests", "executions",
+                                "mean_batch"],
+                   "properties": {"queue_ms": _NUMBER, "compute_infer_ms": _NUMBER,
+                                  "requests": {"type": "integer"},
+                                  "executions": {"type": "integer"}, "mean_batch": _NUMBER}},
     },
 }
 _RUN = {"type": "object", "required": ["status"],
@@ -135,6 +144,10 @@ def metrics(row: dict) -> dict:
             for key in ("min", "mean", "std", "p50", "p90", "p99", "max"):
                 found[f"{key}_ms"] = primary["latency_ms"][key]
             found["throughput_per_s"] = primary["throughput_per_s"]
+            counted = [m for m in run["measurements"] if "errors" in m]
+            if counted:  # a load test: what went wrong at any level
+                found["errors"] = sum(m["errors"] for m in counted)
+                found["wrong_answers"] = sum(m.get("wrong_answers", 0) for m in counted)
     return {key: value for key, value in found.items() if value is not None}
 
 
@@ -230,8 +243,41 @@ def terminal_table(report: dict) -> str:
         else:
             lines.append("  ".join(c.ljust(w) for c, w in zip(cells, widths)))
     lines.append(_caption(report))
+    load = load_rows(report)
+    if load:
+        headers = ["served model", "batch", "conc", "p50 ms", "p90 ms", "p99 ms", "samples/s",
+                   "errors", "queue ms", "infer ms", "mean batch"]
+        widths = [max(len(h), *(len(r[i]) for r in load)) for i, h in enumerate(headers)]
+        lines += ["", "Load test (Triton; queue / infer: the server's own times per request)",
+                  "  ".join(h.ljust(w) for h, w in zip(headers, widths))]
+        lines += ["  ".join(c.ljust(w) for c, w in zip(cells, widths)) for cells in load]
     lines += [f"warning: {warning}" for warning in report.get("warnings", [])]
     return "\n".join(lines)
+
+
+def load_rows(report: dict) -> list[list[str]]:
+    """One row of text per (served model, batch, concurrency) of a Triton load test."""
+    def number(value, form: str) -> str:
+        return "-" if value is None else form.format(value)
+
+    rows = []
+    for row in report["artifacts"]:
+        for run in row["runs"]:
+            for m in run.get("measurements", []):
+                if "errors" not in m:
+                    continue
+                server = m.get("server") or {}
+                latency = m["latency_ms"]
+                errors = f"{m['errors']}" + (f" ({m['wrong_answers']} wrong)"
+                                             if m.get("wrong_answers") else "")
+                rows.append([row["name"], str(m["batch"]), str(m["concurrency"]),
+                             number(latency["p50"], "{:.3f}"), number(latency["p90"], "{:.3f}"),
+                             number(latency["p99"], "{:.3f}"),
+                             number(m["throughput_per_s"], "{:,.0f}"), errors,
+                             number(server.get("queue_ms"), "{:.3f}"),
+                             number(server.get("compute_infer_ms"), "{:.3f}"),
+                             number(server.get("mean_batch"), "{:.2f}")])
+    return rows
 
 
 def _caption(report: dict) -> str:
@@ -239,7 +285,8 @@ def _caption(report: dict) -> str:
     machine = report["machine"]
     return (f"batch {config['batches'][0]}, {config['threads'][0]} thread(s); latency of one call "
             f"(p50 / p99 over {config['min_runs']}+ runs and {config['min_seconds']}+ s per window); "
-            f"drop and agreement against the Keras model. {machine['cpu']}, {machine['cores']} cores, "
+            f"drop and agreement against the Keras model (a served model: the in-process ONNX file "
+            f"when measured too). {machine['cpu']}, {machine['cores']} cores, "
             f"{' '.join(machine['cpu_flags'])}")
 
 
@@ -261,6 +308,15 @@ def markdown(report: dict) -> str:
                 lines.append(f"| {row['name']} | {m['threads'] or '-'} | {m['batch']} | "
                              f"{m['concurrency']} | {figures} | {m['throughput_per_s'] or 0:,.0f} | "
                              f"{'yes' if m['stability']['stable'] else '**no**'} |")
+    load = load_rows(report)
+    if load:
+        lines += ["", "## Load test (Triton)", "",
+                  "Concurrent clients each send their next request when the last one answers; "
+                  "errors include wrong answers. Queue, infer and mean batch are Triton's own "
+                  "statistics over the measured windows.", "",
+                  "| served model | batch | concurrency | p50 ms | p90 ms | p99 ms | samples/s | "
+                  "errors | queue ms | infer ms | mean batch |", "|" + " --- |" * 11]
+        lines += ["| " + " | ".join(cells) + " |" for cells in load]
     machine = report["machine"]
     versions = ", ".join(f"{name} {version}" for name, version in report["versions"].items()
                          if version)

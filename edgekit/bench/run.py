@@ -194,8 +194,10 @@ def _measure_all(subjects: list[Subject], config: BenchConfig, work: Path, progr
                     report_step(f"{label}: {event.get('label', '')}")
 
             from edgekit.bench.isolation import run_isolated
+            from edgekit.bench.load import LOAD_WORKER
 
-            record = run_isolated(spec, work, config.timeout, on_event)
+            record = run_isolated(spec, work, config.timeout, on_event,
+                                  command=LOAD_WORKER if artifact.runtime == "triton" else None)
             for _ in range(max(0, expected - steps[0])):  # a failed worker skipped its steps
                 report_step(label)
             if outputs and record["status"] == "ok" and Path(outputs).is_file():
@@ -209,11 +211,11 @@ def _rows(subjects, runs: dict, inputs: dict, config: BenchConfig) -> list[dict]
     reference_accuracy = None
     for subject in subjects:
         _, labels = inputs[subject.name]
-        reference = subject.reference
-        reference_outputs = None
-        if reference is not None and reference.name in runs:
-            reference_outputs = runs[reference.name][0].get("outputs")
         for artifact in subject.artifacts:
+            reference = _fidelity_reference(subject, artifact)
+            reference_outputs = None
+            if reference is not None and reference.name in runs:
+                reference_outputs = runs[reference.name][0].get("outputs")
             records = runs.get(artifact.name, [])
             outputs = records[0].get("outputs") if records else None
             row = {**artifact.record(), "runs": [_plain_run(record) for record in records],
@@ -223,7 +225,7 @@ def _rows(subjects, runs: dict, inputs: dict, config: BenchConfig) -> list[dict]
             row["reason"] = failed[0].get("reason") if failed else None
             if outputs is not None:
                 row["accuracy"] = accuracy(outputs, labels)
-                if reference_accuracy is None and artifact is reference:
+                if reference_accuracy is None and artifact is subject.reference:
                     reference_accuracy = row["accuracy"]
                 if reference_outputs is not None and artifact is not reference:
                     row["fidelity"] = {**fidelity(reference_outputs, outputs),
@@ -236,6 +238,19 @@ def _rows(subjects, runs: dict, inputs: dict, config: BenchConfig) -> list[dict]
         row["accuracy_drop"] = None if row["accuracy"] is None or reference_accuracy is None \
             else (reference_accuracy - row["accuracy"]) * 100
     return rows
+
+
+def _fidelity_reference(subject: Subject, artifact: Artifact) -> Artifact | None:
+    """What an artifact's outputs are compared with: the Keras model, except for a served model.
+
+    A served model runs an ONNX file; when the run also measures an fp32 ONNX file in process,
+    the served answers are compared with it (what serving must not change), else with Keras.
+    """
+    if artifact.format == "triton":
+        onnx = [a for a in subject.artifacts if a.format == "onnx" and a.precision in ("fp32", None)]
+        if onnx:
+            return onnx[0]
+    return subject.reference
 
 
 def _plain_run(record: dict) -> dict:
@@ -266,32 +281,92 @@ def _inputs(subject: Subject, config: BenchConfig, work: Path) -> tuple[str, np.
 
 
 def _add_triton(subjects: list[Subject], config: BenchConfig) -> list[Subject]:
-    """A subject for the served model; its dataset from the first model folder or --dataset."""
-    from edgekit.runtimes.triton import TritonModel, split_target
+    """An artifact per protocol (and per batching variant) for the served model.
+
+    Its dataset comes from the first model folder or ``--dataset``. With ``compare_batching``
+    the model served as ``<model>-nobatch`` (:func:`edgekit.bench.load.add_unbatched_variant`)
+    is measured beside it; both must be ready, and only the first may batch dynamically.
+    """
+    from edgekit.bench.load import unbatched_name
+    from edgekit.runtimes.triton import split_target
 
     url, model = split_target(config.target)
     scheme, _, address = url.partition("://")
     protocols = config.protocols if scheme.lower() == "triton" else (scheme.lower(),)
     for protocol in protocols:
-        full = f"{protocol}://{address}"
-        runtime = TritonModel(full, model=model)  # fails within seconds when unreachable
-        served = runtime.model
-        runtime.close()
-        name = f"triton-{protocol}"
-        if subjects:
-            subjects[0].artifacts.append(Artifact(name=name, format="triton", runtime="triton",
-                                                  path=f"{full}#{served}", precision=None,
-                                                  subject=subjects[0].name))
-        else:
+        where = _address(address, protocol, config) if scheme.lower() == "triton" else address
+        full = f"{protocol}://{where}"
+        chosen = model if model or not config.compare_batching else _batched_model(full)
+        served = _served_model(full, chosen,
+                               expect_batching=True if config.compare_batching else None)
+        variants = [(f"triton-{protocol}", served)]
+        if config.compare_batching:
+            variants.append((f"triton-{protocol}{unbatched_name('')}",
+                             _served_model(full, unbatched_name(served), expect_batching=False,
+                                           batched=served)))
+        if not subjects:
             if not config.dataset:
                 raise OptionError("--target triton://... without a model folder needs --dataset "
                                   "(its test split measures accuracy)")
             subjects.append(Subject(name=served, folder=None, dataset=config.dataset,
                                     data_dir=config.data_dir, preprocessing=None))
+        for name, served_name in variants:
             subjects[0].artifacts.append(Artifact(name=name, format="triton", runtime="triton",
-                                                  path=f"{full}#{served}", precision=None,
-                                                  subject=served))
+                                                  path=f"{full}#{served_name}", precision=None,
+                                                  subject=subjects[0].name))
     return subjects
+
+
+def _address(address: str, protocol: str, config: BenchConfig) -> str:
+    """``triton://HOST:PORT`` names HTTP's port; gRPC's is ``--grpc-port`` or PORT + 1."""
+    if protocol != "grpc":
+        return address
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():  # no port: Triton's defaults
+        return f"{address}:{config.grpc_port or 8001}"
+    return f"{host}:{config.grpc_port or int(port) + 1}"
+
+
+def _batched_model(url: str) -> str | None:
+    """The only ready model that is not a ``-nobatch`` variant (None: let the runtime explain)."""
+    from edgekit.bench.load import UNBATCHED_SUFFIX
+    from edgekit.serve.client import TritonClient
+    from edgekit.serve.errors import ServeError
+
+    try:
+        with TritonClient(url, timeout=5) as client:
+            ready = {entry["name"] for entry in client.models() if entry.get("state") == "READY"}
+    except ServeError:
+        return None  # TritonModel says why, in the same words as everywhere
+    names = sorted(name for name in ready if not name.endswith(UNBATCHED_SUFFIX))
+    return names[0] if len(names) == 1 else None
+
+
+def _served_model(url: str, model: str | None, expect_batching: bool | None = None,
+                  batched: str | None = None) -> str:
+    """The served model's name, after checking it is there (fails within seconds if not)."""
+    from edgekit.runtimes.triton import TritonModel
+    from edgekit.serve.errors import InferenceError
+
+    try:
+        runtime = TritonModel(url, model=model)
+    except InferenceError as error:
+        if batched is None:
+            raise
+        raise OptionError(
+            f"--compare-batching measures {model!r} beside {batched!r}, but Triton at {url} does "
+            f"not serve it ({error}). Add it to the repository and serve again: python -c "
+            f"\"from edgekit.bench.load import add_unbatched_variant; "
+            f"add_unbatched_variant('triton_repo', '{batched}')\"") from None
+    try:
+        if expect_batching is not None and runtime.dynamic_batching != expect_batching:
+            raise OptionError(
+                f"--compare-batching expects {runtime.model!r} at {url} "
+                f"{'with' if expect_batching else 'without'} dynamic_batching in its config; "
+                f"received a config {'with' if runtime.dynamic_batching else 'without'} it")
+        return runtime.model
+    finally:
+        runtime.close()
 
 
 def _keep_tflite_only(subjects: list[Subject]) -> None:

@@ -34,6 +34,8 @@ def _default(name: str) -> str:
 @click.option("--ort-provider", help=f"ONNX Runtime execution provider. [{_default('ort_provider')}]")
 @click.option("--target", help="local, triton://HOST:PORT[#MODEL] (or http:// / grpc://), adb or adb:SERIAL. [default local]")
 @click.option("--protocol", "protocols", help="For triton://: http, grpc or http,grpc. [default http]")
+@click.option("--grpc-port", type=int, help="For triton:// with --protocol grpc: the server's gRPC port. [default the target's (HTTP) port + 1, as Triton's 8000/8001]")
+@click.option("--compare-batching", is_flag=True, default=None, help="For triton://: also measure MODEL-nobatch, the same model served without dynamic batching (edgekit.bench.load.add_unbatched_variant adds it to a repository).")
 @click.option("--benchmark-binary", type=click.Path(dir_okay=False), help="For adb: TFLite's benchmark_model built for the device.")
 @click.option("--dataset", "-d", help="Dataset when the manifests do not say (or to override them).")
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Folder with fashion_mnist / mnist files.")
@@ -58,6 +60,8 @@ def bench_command(ctx: click.Context, models, output, **_):
       edgekit bench models/cnn-digits models/cnn-digits-int8 --batch 1,8,32 --threads 1,2
       edgekit bench models/cnn-digits --fail-if "accuracy_drop>0.5" --fail-if "p99_ms>2"
       edgekit bench models/cnn-digits --target triton://127.0.0.1:8000 --protocol http,grpc
+      edgekit bench --dataset digits --target triton://127.0.0.1:8000#cnn-digits \
+        --concurrency 1,2,4,8,16 --protocol http,grpc --compare-batching
       edgekit bench model.tflite --dataset digits --target adb --benchmark-binary benchmark_model
     """
     from edgekit.bench import bench
@@ -66,13 +70,14 @@ def bench_command(ctx: click.Context, models, output, **_):
 
     names = ["batches", "threads", "concurrency", "warmup_runs", "warmup_seconds", "min_runs",
              "min_seconds", "max_windows", "stability_tolerance", "pin_cpus", "xnnpack",
-             "ort_optimization", "ort_provider", "target", "protocols", "benchmark_binary",
+             "ort_optimization", "ort_provider", "target", "protocols", "grpc_port", "compare_batching",
+             "benchmark_binary",
              "dataset", "data_dir", "samples", "accuracy", "fail_if", "include", "timeout"]
     options = {name: value for name, value in given_options(ctx, names).items()
                if value is not None and value != ()}
     command = shell_command("edgekit", ["bench", *sys.argv[2:]]) if len(sys.argv) > 1 \
         and sys.argv[1] == "bench" else None
-    bar = _ProgressBar()
+    bar = ProgressBar()
     try:
         result = bench(*models, output_dir=output, progress=bar.update, command=command, **options)
         error = None
@@ -80,16 +85,20 @@ def bench_command(ctx: click.Context, models, output, **_):
         result, error = failure.result, failure
     finally:
         bar.close()
+    print_bench_summary(result)
+    if error is not None:
+        raise error
+
+
+def print_bench_summary(result) -> None:
     click.echo(result.table())
     click.echo(f"\njson:     {result.files['json']}\nmarkdown: {result.files['markdown']}")
     plots = [str(path) for name, path in result.files.items() if name.startswith("plot:")]
     if plots:
         click.echo("plots:    " + "\n          ".join(plots))
-    if error is not None:
-        raise error
 
 
-class _ProgressBar:
+class ProgressBar:
     """click's progress bar on stderr, created at the first update (when the total is known)."""
 
     def __init__(self):
@@ -107,3 +116,4 @@ class _ProgressBar:
     def close(self) -> None:
         if self._bar is not None:
             self._bar.__exit__(None, None, None)
+            self._bar = None

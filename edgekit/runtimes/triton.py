@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgekit.errors import DataError
+from edgekit.errors import DataError, OptionError
 
 CONNECT_TIMEOUT_SECONDS = 5.0
 
@@ -52,8 +52,12 @@ class TritonModel:
             self.client.check_ready()
         except ServeError as error:
             raise ServeError(str(error).replace("check --url and --protocol",
-                                                "check --target and --protocol")) from None
-        self.model = self.client.choose_model(model)
+                                                "check --target, --protocol and --grpc-port")) from None
+        try:
+            self.model = self.client.choose_model(model)
+        except OptionError as error:
+            raise OptionError(str(error).replace(
+                "pass --model NAME", f"name one in the target: {self.url}#NAME")) from None
         metadata = self.client.metadata(self.model)
         if len(metadata["inputs"]) != 1:
             raise DataError(f"Triton model {self.model!r} has {len(metadata['inputs'])} inputs; "
@@ -62,6 +66,9 @@ class TritonModel:
         self._output = metadata["outputs"][0]
         config = self.client.config(self.model)
         self.max_batch_size = int(config.get("max_batch_size", 0) or 0)
+        self.dynamic_batching = "dynamic_batching" in config
+        self.instances = sum(int(group.get("count", 1) or 1)
+                             for group in config.get("instance_group", [])) or None
         self.num_threads = None
 
     @classmethod
@@ -84,6 +91,7 @@ class TritonModel:
     def describe(self) -> dict:
         return {"runtime": self.name, "url": self.url, "model": self.model,
                 "protocol": self.client.protocol, "max_batch_size": self.max_batch_size,
+                "dynamic_batching": self.dynamic_batching, "instances": self.instances,
                 "input": {"name": self._input["name"], "shape": list(self._input["shape"]),
                           "dtype": self.input_dtype, "quantization": None},
                 "output": {"name": self._output["name"], "shape": list(self._output["shape"]),

@@ -125,6 +125,7 @@ class TritonServer:
         self.process: subprocess.Popen | None = None
         self.installation: TritonInstallation | None = None
         self.staged = None
+        self.retried_after: str | None = None  # the first start's crash, when it was retried
         self.work_dir: Path | None = None
         self._own_work_dir = False
         self.log_path = Path(config.log_file) if config.log_file else _default_log_path(config.repository)
@@ -163,17 +164,50 @@ class TritonServer:
                 repository = staging
             backends = build_backend_directory(self.installation, self.work_dir / "backends")
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.log_path, "wb") as log:
-                self.process = subprocess.Popen(
-                    self._command(repository, backends), stdout=log, stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL, env=self.installation.environment(),
-                    start_new_session=True)  # Ctrl-C reaches us, and we stop the server in order
-            atexit.register(self.stop)
-            self.wait_ready(config.ready_timeout)
+            for attempt in (1, 2):
+                self._launch(repository, backends)
+                try:
+                    self.wait_ready(config.ready_timeout)
+                    break
+                except ServeError:
+                    if attempt == 2 or not self._crashed_transiently():
+                        raise
+                    # One retry, with the crash's log kept beside the new one.
+                    self._kill_group()
+                    self.process.wait()
+                    os.replace(self.log_path, self.crash_log_path)
+                    self.retried_after = failure_reason(self.crash_log_path)
         except BaseException:
             self.stop()
             raise
         return self
+
+    @property
+    def crash_log_path(self) -> Path:
+        """Where the log of a first start that crashed transiently is kept."""
+        return self.log_path.with_name(self.log_path.name + ".crash")
+
+    def _launch(self, repository: Path, backends: Path | None) -> None:
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                self._command(repository, backends), stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, env=self.installation.environment(),
+                start_new_session=True)  # Ctrl-C reaches us, and we stop the server in order
+        atexit.register(self.stop)
+
+    def _crashed_transiently(self) -> bool:
+        code = self.process.poll()
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return False
+        return code is not None and is_transient_startup_crash(code, text)
+
+    def _kill_group(self) -> None:
+        try:  # the server's group: Python backend stubs it may have left behind
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
 
     def _command(self, repository: Path, backends: Path | None) -> list[str]:
         config = self.config
@@ -242,10 +276,7 @@ class TritonServer:
                     self.process.wait(timeout)
                 except subprocess.TimeoutExpired:
                     pass
-            try:  # the server's group: Python backend stubs it may have left behind
-                os.killpg(self.process.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+            self._kill_group()
             code = self.process.wait()
         if self._own_work_dir and self.work_dir is not None:
             shutil.rmtree(self.work_dir, ignore_errors=True)
@@ -289,6 +320,31 @@ def serve(repository: str | os.PathLike = "triton_repo", **options) -> TritonSer
     return TritonServer(ServeConfig(repository=os.fspath(repository), **options)).start()
 
 
+# Crashes of a starting server that a second start does not repeat. The Python backend guards
+# each stub's health flag with a boost interprocess mutex in shared memory; while two instances
+# initialise at once, locking it has been seen to throw, and the server aborts (SIGABRT, -6)
+# before it is ready (also reported upstream: triton-inference-server/server#5949, #8882).
+# Nothing of the repository is at fault, so one retry is sound; a second crash is reported.
+TRANSIENT_STARTUP_CRASHES = ("boost::interprocess::lock_exception",)
+_ABORT_CODES = (-signal.SIGABRT, 128 + signal.SIGABRT)
+
+
+def is_transient_startup_crash(returncode: int | None, log_text: str) -> bool:
+    """Whether a server that exited before it was ready is worth starting once more.
+
+    True only for an abort (exit -6, or 134 through a shell) whose log names one of
+    :data:`TRANSIENT_STARTUP_CRASHES`; a model that fails to load, a busy port or a missing
+    library exit otherwise and are reported at once.
+
+    Example:
+        >>> is_transient_startup_crash(-6, "terminate called after throwing an instance of "
+        ...                            "'boost::interprocess::lock_exception'")
+        True
+    """
+    return returncode in _ABORT_CODES and any(marker in log_text
+                                              for marker in TRANSIENT_STARTUP_CRASHES)
+
+
 _LOAD_FAILURE = re.compile(r"failed to load '([^']+)' version (\d+): (.*?)\"?$")
 
 
@@ -304,6 +360,9 @@ def failure_reason(log_path: str | os.PathLike) -> str:
             name, version, reason = match.groups()
             reason = reason.split("\\n")[0].strip()
             return f"model {name!r} version {version} failed to load: {reason}"
+    for line in lines:
+        if line.startswith("terminate called after throwing"):
+            return "the server aborted: " + _clean(line)
     for line in lines:
         if "address already in use" in line.lower() or "failed to bind" in line.lower() \
                 or "failed to start" in line.lower():
@@ -327,4 +386,4 @@ def _default_log_path(repository: str | os.PathLike) -> Path:
 
 
 __all__ = ["BACKENDS", "MODEL_CONTROL_MODES", "ServeConfig", "TritonServer", "check_ports_free",
-           "failure_reason", "serve"]
+           "failure_reason", "is_transient_startup_crash", "serve"]
