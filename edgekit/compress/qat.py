@@ -1,0 +1,165 @@
+"""Quantization-aware training (``--qat``): fine-tune with fake int8 quantization, convert to int8.
+
+After pruning or clustering, the sparsity- or cluster-preserving scheme of tfmot's
+``experimental.combine`` keeps the zeros and the shared values through QAT, so one technique
+does not undo the other (prune + cluster uses the cluster scheme with ``preserve_sparsity``).
+
+The QAT model (with its fake-quant wrappers) goes to the TFLite conversion; model.keras gets a
+plain float model holding the fine-tuned weights, which any tf-keras reloads. QAT always runs in
+float32: tfmot's fake-quant ops have no float16 kernels.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+
+from edgekit.compress.config import CompressConfig
+from edgekit.compress.finetune import (
+    apply_zero_masks,
+    clone_with_policy,
+    fine_tune,
+    float_model,
+    kernel_zero_masks,
+)
+from edgekit.compress.layers import COMPRESS, check_layers, role
+from edgekit.compress.stages import TECHNIQUES, StageContext, StageResult
+from edgekit.errors import ModelError
+
+
+@TECHNIQUES.register("qat")
+class QuantizationAwareTraining:
+    """Annotate the table's quantizable layers, apply the right scheme, fine-tune."""
+
+    name = "qat"
+    order = 30
+
+    def wanted(self, config: CompressConfig) -> bool:
+        return config.qat
+
+    def check(self, model, config: CompressConfig) -> None:
+        check_layers(model, "qat")
+
+    def apply(self, model, context: StageContext) -> StageResult:
+        import tensorflow_model_optimization as tfmot
+
+        from edgekit._compat import keras
+
+        scheme, scheme_name = _scheme(context.applied)
+        working = clone_with_policy(model, "float32")
+        quantized = [layer.name for layer in working.layers if role(layer, "qat") == COMPRESS]
+        left_float = [layer.name for layer in working.layers if role(layer, "qat") != COMPRESS
+                      and type(layer).__name__ != "InputLayer"]
+
+        def annotate(layer):
+            if layer.name in quantized:
+                return tfmot.quantization.keras.quantize_annotate_layer(layer)
+            if layer.name in left_float:
+                # Annotated explicitly as "not quantized": left unannotated, a layer feeding a
+                # quantized one is sent to the scheme's registry, and the preserving schemes'
+                # registries then fail on layers tfmot does not know (e.g. Resizing).
+                return tfmot.quantization.keras.quantize_annotate_layer(
+                    layer, quantize_config=_no_quantization())
+            return layer
+
+        annotated = keras().models.clone_model(working, clone_function=annotate)
+        try:
+            with _quiet_tfmot_warnings(), tfmot.quantization.keras.quantize_scope():
+                qat_model = tfmot.quantization.keras.quantize_apply(annotated, scheme)
+        except (ValueError, RuntimeError, TypeError) as error:
+            reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
+            raise ModelError(
+                f"--qat could not quantize model {model.name!r}: {type(error).__name__}: "
+                f"{reason}; post-training quantization (--int8) still applies. Drop --qat"
+            ) from None
+        with _quiet_tfmot_warnings():
+            finetune = fine_tune(qat_model, context, "qat")
+        result = float_model(qat_model, model)
+        pruned = context.applied.get("prune", {}).get("pruned_layers", [])
+        if pruned:
+            # The preserving schemes mask the weights they quantize; the float kernels they keep
+            # may drift off zero, so the pruned zeros are put back for model.keras.
+            apply_zero_masks(result, kernel_zero_masks(model, pruned))
+        record = {
+            "technique": "quantization-aware training (tfmot quantize_apply), int8",
+            "scheme": scheme_name,
+            "quantized_layers": quantized,
+            "left_float_during_qat": left_float,
+            "finetune": finetune,
+        }
+        clustered = context.applied.get("cluster", {}).get("clustered_layers", [])
+        if clustered:
+            # tfmot's cluster-preserving QAT re-clusters Conv2D kernels per output channel.
+            record["max_distinct_kernel_values_per_output_channel"] = {
+                name: _max_distinct_per_output_channel(result.get_layer(name).get_weights()[0])
+                for name in clustered}
+        return StageResult(model=qat_model, keras_model=result, record=record)
+
+
+def _max_distinct_per_output_channel(kernel) -> int:
+    import numpy as np
+
+    columns = kernel.reshape(-1, kernel.shape[-1])  # Keras kernels end with the output axis
+    return int(max(len(np.unique(columns[:, index])) for index in range(columns.shape[1])))
+
+
+# tfmot 0.8.1 QAT models do not reload from .keras (the QuantizeLayer's variables mismatch);
+# .h5 reloads plain and prune-preserving QAT but not cluster-preserving QAT (weight count
+# mismatch), which a SavedModel folder does. Each reloads inside
+# ``tfmot.quantization.keras.quantize_scope()``. Can go when tfmot's .keras support is fixed.
+QAT_FILES = {"h5": "qat_model.h5", "tf": "qat_model"}
+
+
+def save_qat_model(model, folder, cluster_preserving: bool) -> tuple[str, str]:
+    """Save the quantization-aware model (ONNX export turns its fake-quant into QDQ nodes).
+
+    Returns:
+        ``(name inside folder, format)``.
+    """
+    from pathlib import Path
+
+    save_format = "tf" if cluster_preserving else "h5"
+    name = QAT_FILES[save_format]
+    import warnings
+
+    with _quiet_tfmot_warnings(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tf-keras calls .h5 "legacy"; it is the one that reloads
+        model.save(Path(folder) / name, save_format=save_format, include_optimizer=False)
+    return name, save_format
+
+
+def _no_quantization():
+    """tfmot's own "leave this layer in float" config; ``quantize_scope()`` knows it, so a saved
+    QAT model reloads. It is not exported publicly in tfmot 0.8.1, hence the long import."""
+    from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
+        default_8bit_quantize_configs,
+    )
+
+    return default_8bit_quantize_configs.NoOpQuantizeConfig()
+
+
+def _scheme(applied: dict):
+    """The tfmot scheme that preserves what earlier stages made, and its name."""
+    import tensorflow_model_optimization as tfmot
+
+    combine = tfmot.experimental.combine
+    if "cluster" in applied:
+        preserve_sparsity = "prune" in applied
+        return (combine.Default8BitClusterPreserveQuantizeScheme(preserve_sparsity=preserve_sparsity),
+                "Default8BitClusterPreserveQuantizeScheme"
+                + (" (preserve_sparsity)" if preserve_sparsity else ""))
+    if "prune" in applied:
+        return combine.Default8BitPrunePreserveQuantizeScheme(), "Default8BitPrunePreserveQuantizeScheme"
+    return (tfmot.quantization.keras.default_8bit.Default8BitQuantizeScheme(),
+            "Default8BitQuantizeScheme")
+
+
+@contextlib.contextmanager
+def _quiet_tfmot_warnings():
+    """tfmot logs per-layer notices to the root logger ("Input layer does not contain zero
+    weights, so apply CQAT instead"); they say nothing the manifest does not."""
+    logging.disable(logging.WARNING)
+    try:
+        yield
+    finally:
+        logging.disable(logging.NOTSET)
