@@ -6,12 +6,17 @@ from edgekit.errors import EdgekitError
 # Stage functions share their names with their subpackages (edgekit.train is the function, its
 # code lives in edgekit/train/). Importing them here, after the subpackage, makes the name the
 # function for good. None of these imports loads TensorFlow.
+from edgekit.bench import bench  # noqa: E402
+from edgekit.compress import compress  # noqa: E402
+from edgekit.export import export  # noqa: E402
 from edgekit.pipeline import pipeline  # noqa: E402
+from edgekit.serve import serve  # noqa: E402
 from edgekit.train import train  # noqa: E402
 
 __version__ = "0.1.0"
 
-__all__ = ["EdgekitError", "__version__", "build_model", "load_dataset", "pipeline", "train"]
+__all__ = ["EdgekitError", "__version__", "bench", "build_model", "compress", "export", "load_dataset",
+           "pipeline", "serve", "train"]
 
 
 def __getattr__(name):

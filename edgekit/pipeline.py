@@ -1,34 +1,73 @@
-"""The main job: every stage in order on one model (today: train and evaluate)."""
+"""The main job: every stage in order on one model.
+
+train -> compress (full-integer post-training quantization) -> export (TFLite, ONNX, Triton
+repository, mobile bundle, each checked against the Keras model) -> bench (every artifact
+side by side) -> one HTML report.
+"""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 
 @dataclass
 class PipelineResult:
-    """What the pipeline produced, stage by stage."""
+    """What the pipeline produced, stage by stage (each value is that stage's result)."""
 
     model_dir: Path
+    compressed_dir: Path
     stages: dict = field(default_factory=dict)
 
 
 def pipeline(model: str = "cnn", dataset: str = "digits", epochs: int | None = None,
-             output_root: str | os.PathLike = "models", force: bool = False,
-             progress: bool = True) -> PipelineResult:
-    """Train ``model`` on ``dataset`` and evaluate it; later stages join here as they land.
+             output_root: str | os.PathLike = "models",
+             triton_repository: str | os.PathLike = "triton_repo", force: bool = False,
+             progress: bool = True,
+             on_stage: Callable[[str, object], None] | None = None,
+             bench_progress: Callable[[int, int, str], None] | None = None) -> PipelineResult:
+    """Train, compress to int8, export and benchmark one model.
+
+    Args:
+        model: zoo model name.
+        dataset: dataset name or ``npz:`` / ``images:`` spec.
+        epochs: training epochs (default: train's).
+        output_root: where the model folders go (``<root>/<model>-<dataset>`` and ``...-int8``).
+        triton_repository: the Triton model repository export adds a version to.
+        force: replace the outputs of an earlier run.
+        progress: show progress bars.
+        on_stage: called as ``on_stage(name, result)`` after each stage, e.g. to print it.
+        bench_progress: the benchmark's progress callback ``(done, total, label)``.
 
     Example:
-        >>> edgekit.pipeline()  # cnn on the bundled digits, into models/cnn-digits
+        >>> edgekit.pipeline(force=True)  # cnn on the bundled digits, into models/
     """
+    from edgekit.bench import bench
+    from edgekit.bench.html import write_report
+    from edgekit.compress import compress
     from edgekit.config import TrainConfig
+    from edgekit.export import export
     from edgekit.train import default_output_dir, train
 
+    report = on_stage or (lambda name, result: None)
     options = {"model": model, "dataset": dataset}
     if epochs is not None:
         options["epochs"] = epochs
-    output_dir = default_output_dir(TrainConfig(**options), root=output_root)
-    trained = train(output_dir=output_dir, force=force, progress=progress, **options)
-    return PipelineResult(model_dir=trained.output_dir, stages={"train": trained})
+    model_dir = default_output_dir(TrainConfig(**options), root=output_root)
+    stages = {}
+    stages["train"] = train(output_dir=model_dir, force=force, progress=progress, **options)
+    report("train", stages["train"])
+    stages["compress"] = compress(model_dir, output_dir=Path(output_root) / f"{model_dir.name}-int8",
+                                  force=force, progress=progress, int8=True)
+    compressed_dir = stages["compress"].output_dir
+    report("compress", stages["compress"])
+    stages["export"] = export(compressed_dir, force=force,
+                              triton_repository=str(triton_repository))
+    report("export", stages["export"])
+    stages["bench"] = bench(compressed_dir, progress=bench_progress)
+    report("bench", stages["bench"])
+    stages["report"] = write_report(compressed_dir)
+    report("report", stages["report"])
+    return PipelineResult(model_dir=model_dir, compressed_dir=compressed_dir, stages=stages)
