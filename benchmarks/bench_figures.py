@@ -35,12 +35,21 @@ REPEATS = 3
 TARGETS = {"tflite_speedup": 2.0, "ort_speedup": 1.4, "harness_overhead": 0.10, "spread": 0.10}
 
 
-def prepare_models(dataset: str, work: Path, epochs: int | None) -> tuple[Path, Path]:
-    """The fp32 model folder (with its export) and its --int8 compressed folder."""
+def prepare_models(dataset: str, work: Path, epochs: int | None,
+                   model_folder: Path | None = None) -> tuple[Path, Path]:
+    """The fp32 model folder (with its export) and its --int8 compressed folder.
+
+    ``model_folder``, a trained cnn folder, is copied (without its export/ and bench/) instead
+    of training one here.
+    """
+    import shutil
+
     from edgekit.compress.run import compress
     from edgekit.export import export
 
     base = work / f"cnn-{dataset}"
+    if model_folder is not None and not (base / "manifest.json").is_file():
+        shutil.copytree(model_folder, base, ignore=shutil.ignore_patterns("export*", "bench"))
     if not (base / "manifest.json").is_file():
         options = {"epochs": epochs} if epochs else {}
         edgekit.train(model="cnn", dataset=dataset, output_dir=base, progress=False, **options)
@@ -87,11 +96,12 @@ def bare_invoke_p50(path: Path, seconds: float, warmup_seconds: float) -> float:
     return float(finished.stdout.strip().splitlines()[-1])
 
 
-def run(dataset: str, quick: bool) -> dict:
+def run(dataset: str, quick: bool, model_folder: Path | None = None) -> dict:
     from edgekit.bench import bench
 
     work = OUT / "bench_models"
-    base, int8 = prepare_models(dataset, work, epochs=1 if quick else None)
+    base, int8 = prepare_models(dataset, work, epochs=1 if quick else None,
+                                model_folder=model_folder)
     timing = {"min_runs": 50, "min_seconds": 0.3 if quick else 2.0,
               "warmup_seconds": 0.1 if quick else 1.0, "max_windows": 5}
     runs = []
@@ -171,9 +181,11 @@ def main() -> None:
     parser.add_argument("--dataset", default="fashion_mnist", help="fashion_mnist (default) or digits")
     parser.add_argument("--quick", action="store_true",
                         help="1 training epoch, short windows; writes benchmarks/out only")
+    parser.add_argument("--model-folder", type=Path,
+                        help="a trained cnn folder to reuse (else trains one)")
     arguments = parser.parse_args()
     OUT.mkdir(exist_ok=True)
-    results = run(arguments.dataset, arguments.quick)
+    results = run(arguments.dataset, arguments.quick, arguments.model_folder)
     machine_info = machine()
     suffix = "_quick" if arguments.quick else ""
     path = OUT / f"bench_figures_{arguments.dataset}{suffix}.json"

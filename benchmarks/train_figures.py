@@ -77,7 +77,7 @@ def run_main_job(work: Path) -> dict:
     return {"name": "main_job", "seconds": round(seconds, 1), "budget": MAIN_JOB_BUDGET_SECONDS}
 
 
-def render(results: list[dict], machine_info: dict) -> str:
+def render(results: list[dict], machine_info: dict, note: str = "") -> str:
     lines = [
         "## Training (issue 2)",
         "",
@@ -105,7 +105,10 @@ def render(results: list[dict], machine_info: dict) -> str:
             lines += ["", f"README main job (`edgekit pipeline --force`, install not counted): "
                       f"{row['seconds']:.1f} s = {row['seconds'] / row['budget']:.2f}x of the "
                       f"{row['budget']:.0f} s budget; met: {met}."]
-    lines += ["", "Commands: " + "; ".join(f"`{row['command']}`" for row in results if "command" in row)]
+    if note:
+        lines += ["", f"Note: {note}"]
+    lines += ["", "Commands (the output folder aside): " + "; ".join(
+        f"`{row['command'].split(' --output ')[0]}`" for row in results if "command" in row)]
     return "\n".join(lines)
 
 
@@ -113,6 +116,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", default=",".join([*RUNS, "main_job"]),
                         help="comma-separated runs: " + ", ".join([*RUNS, "main_job"]))
+    parser.add_argument("--note", default="", help="a line about the conditions of this run")
     arguments = parser.parse_args()
     chosen = arguments.only.split(",")
     output = Path(__file__).resolve().parent / "out"
@@ -134,7 +138,7 @@ def main() -> None:
     ordered = [results[name] for name in [*RUNS, "main_job"] if name in results]
     machine_info = machine()
     previous.write_text(json.dumps({"machine": machine_info, "results": ordered}, indent=2))
-    path = replace_section("train", render(ordered, machine_info))
+    path = replace_section("train", render(ordered, machine_info, arguments.note))
     print(f"wrote {path}")
 
 

@@ -206,7 +206,7 @@ def _run(config: TrainConfig, final: Path, staging: Path, state: dict | None,
         "training": {
             "epochs_run": epochs_done,
             "resumed_after_epoch": None if state is None else state["epochs_done"],
-            "stopped_early": stopper.stopped_epoch is not None,
+            "stopped_early": stopper.stopped_epoch is not None and epochs_done < config.epochs,
             "best_epoch": stopper.best_epoch + 1,
             "optimizer_steps": int(model.optimizer.iterations.numpy()),
             "history": history,
