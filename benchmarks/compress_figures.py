@@ -50,7 +50,8 @@ PARENT_EPOCHS = {"cnn": (15, 4), "mobilenet_v2": (10, 2), "resnet8": (10, 2)}
 TARGET_MODEL = "cnn"
 
 
-def parent_folder(model: str, dataset: str, retrain: bool, quick: bool) -> tuple[Path, dict]:
+def parent_folder(model: str, dataset: str, retrain: bool, quick: bool,
+                  parent_epochs: int | None = None) -> tuple[Path, dict]:
     """models/<model>-<dataset> if it holds a finished train run, else a parent trained here."""
     from edgekit.manifest import read_manifest
 
@@ -61,7 +62,7 @@ def parent_folder(model: str, dataset: str, retrain: bool, quick: bool) -> tuple
         if manifest.get("stage") == "train" and config.get("model") == model \
                 and config.get("dataset") == dataset and manifest.get("status") == "complete":
             return existing, {"reused": True, **_parent_summary(manifest)}
-    epochs = PARENT_EPOCHS[model][1 if quick else 0]
+    epochs = parent_epochs or PARENT_EPOCHS[model][1 if quick else 0]
     folder = OUT / "compress_parents" / f"{model}-{dataset}{'-quick' if quick else ''}"
     if not retrain and (folder / "manifest.json").is_file():
         return folder, {"reused": True, **_parent_summary(read_manifest(folder))}
@@ -77,10 +78,10 @@ def _parent_summary(manifest: dict) -> dict:
 
 
 def run_model(model: str, dataset: str, recipes: list[str], quick: bool, retrain: bool,
-              finetune_epochs: int | None) -> dict:
+              finetune_epochs: int | None, parent_epochs: int | None = None) -> dict:
     from edgekit.compress import compress
 
-    parent, summary = parent_folder(model, dataset, retrain, quick)
+    parent, summary = parent_folder(model, dataset, retrain, quick, parent_epochs)
     print(f"== {model} on {dataset}: parent {parent}", flush=True)
     options = {"finetune_epochs": finetune_epochs or (1 if quick else 2)}
     if quick:
@@ -193,6 +194,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true",
                         help="few epochs; print the section instead of writing RESULTS.md")
     parser.add_argument("--retrain", action="store_true", help="train the parents again")
+    parser.add_argument("--parent-epochs", type=int,
+                        help="epochs of a parent trained here [default per model: "
+                             + ", ".join(f"{m} {e[0]}" for m, e in PARENT_EPOCHS.items()) + "]")
     arguments = parser.parse_args()
     OUT.mkdir(exist_ok=True)
     recipes = arguments.recipes.split(",")
@@ -205,7 +209,8 @@ def main() -> None:
         if previous.exists() else {}
     for model in arguments.models.split(","):
         results[model] = run_model(model, arguments.dataset, recipes, arguments.quick,
-                                   arguments.retrain, arguments.finetune_epochs)
+                                   arguments.retrain, arguments.finetune_epochs,
+                                   arguments.parent_epochs)
     ordered = [results[name] for name in PARENT_EPOCHS if name in results]
     machine_info = machine()
     previous.write_text(json.dumps({"machine": machine_info, "results": ordered}, indent=2))
