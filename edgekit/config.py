@@ -14,8 +14,40 @@ PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 DISTRIBUTIONS = ("auto", "none", "mirrored", "multi-worker")
 
 
+class FlatConfig:
+    """What every flat stage config shares: field names, building from options, a plain dict.
+
+    Subclasses are dataclasses of plain types with a ``validate()`` and a ``kind`` ("training",
+    "compression", ...) used in error messages.
+    """
+
+    kind = "stage"
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
+
+    @classmethod
+    def from_options(cls, options: dict):
+        unknown = sorted(set(options) - set(cls.field_names()))
+        if unknown:
+            raise OptionError(
+                f"unknown {cls.kind} option(s) {', '.join(unknown)}; "
+                f"expected some of: {', '.join(cls.field_names())}"
+            )
+        config = cls(**options)
+        config.validate()
+        return config
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def validate(self) -> None:
+        """Raise OptionError for a value out of range; subclasses check their fields."""
+
+
 @dataclass
-class TrainConfig:
+class TrainConfig(FlatConfig):
     """Everything that decides what ``edgekit train`` computes.
 
     ``model`` is a zoo name or the path of a user's .keras / .h5 / SavedModel to keep training.
@@ -43,24 +75,7 @@ class TrainConfig:
     tensorboard: bool = False
     model_options: dict = field(default_factory=dict)
 
-    @classmethod
-    def field_names(cls) -> list[str]:
-        return [f.name for f in fields(cls)]
-
-    @classmethod
-    def from_options(cls, options: dict) -> "TrainConfig":
-        unknown = sorted(set(options) - set(cls.field_names()))
-        if unknown:
-            raise OptionError(
-                f"unknown training option(s) {', '.join(unknown)}; "
-                f"expected some of: {', '.join(cls.field_names())}"
-            )
-        config = cls(**options)
-        config.validate()
-        return config
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+    kind = "training"
 
     def validate(self) -> None:
         """Raise OptionError for a value out of range or options that contradict each other."""

@@ -24,14 +24,12 @@ repository (the same version files, the config without ``dynamic_batching``); ``
 
 from __future__ import annotations
 
-import json
 import os
 import queue
 import shutil
 import sys
 import threading
 import time
-import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -418,28 +416,9 @@ def run_load_test(spec: dict, events) -> dict:
 
 def main(spec_path: str) -> int:
     """As :func:`edgekit.bench.worker.main`, with :func:`run_load_test` as the job."""
-    with open(spec_path) as handle:
-        spec = json.load(handle)
-    from edgekit.bench.worker import Events
+    from edgekit.bench.worker import main as worker_main
 
-    events = Events()
-    try:
-        from edgekit.errors import EdgekitError
-
-        try:
-            result, code = run_load_test(spec, events), 0
-        except EdgekitError as error:
-            result, code = {"status": "failed", "reason": str(error)}, 1
-    except Exception as error:  # noqa: BLE001  (any failure is this artifact's row, not a crash)
-        lines = [line for line in str(error).splitlines() if line.strip()]
-        reason = f"{type(error).__name__}: {lines[0] if lines else ''}".rstrip(": ")
-        traceback.print_exc()
-        result, code = {"status": "failed", "reason": reason}, 1
-    temporary = spec["result"] + ".tmp"
-    with open(temporary, "w") as handle:
-        json.dump(result, handle)
-    os.replace(temporary, spec["result"])
-    return code
+    return worker_main(spec_path, job=run_load_test)
 
 
 if __name__ == "__main__":

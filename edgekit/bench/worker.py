@@ -142,7 +142,11 @@ def run(spec: dict, events: Events) -> dict:
     return result
 
 
-def main(spec_path: str) -> int:
+def main(spec_path: str, job=None) -> int:
+    """Run ``job(spec, events)`` (default :func:`run`) and write its result file atomically.
+
+    Any failure becomes this artifact's failed row, never a crash of the whole benchmark.
+    """
     with open(spec_path) as handle:
         spec = json.load(handle)
     events = Events()
@@ -151,7 +155,7 @@ def main(spec_path: str) -> int:
         from edgekit.errors import EdgekitError
 
         try:
-            result = run(spec, events)
+            result = (job or run)(spec, events)
             code = 0
         except EdgekitError as error:
             result, code = {"status": "failed", "reason": str(error)}, 1

@@ -6,11 +6,10 @@ reproduces a run, and the manifest stores ``to_dict()``.
 
 from __future__ import annotations
 
-import dataclasses
 import numbers
 from dataclasses import dataclass, fields
 
-from edgekit.config import PRECISIONS
+from edgekit.config import PRECISIONS, FlatConfig
 from edgekit.errors import OptionError
 
 # Post-training quantization flags; at most one per run. Each is a TFLite conversion mode.
@@ -24,7 +23,7 @@ PRUNE_STRUCTURES = {"2:4": (2, 4)}
 
 
 @dataclass
-class CompressConfig:
+class CompressConfig(FlatConfig):
     """The options of one compression run.
 
     ``model`` is the parent: a model folder from ``edgekit train`` / ``compress`` or a .keras /
@@ -60,24 +59,7 @@ class CompressConfig:
     calibration_samples: int = 500
     precision: str = "auto"
 
-    @classmethod
-    def field_names(cls) -> list[str]:
-        return [f.name for f in fields(cls)]
-
-    @classmethod
-    def from_options(cls, options: dict) -> "CompressConfig":
-        unknown = sorted(set(options) - set(cls.field_names()))
-        if unknown:
-            raise OptionError(
-                f"unknown compression option(s) {', '.join(unknown)}; "
-                f"expected some of: {', '.join(cls.field_names())}"
-            )
-        config = cls(**options)
-        config.validate()
-        return config
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+    kind = "compression"
 
     @property
     def ptq_mode(self) -> str | None:
