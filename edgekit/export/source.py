@@ -15,6 +15,7 @@ from pathlib import Path
 from edgekit import manifest as manifest_io
 from edgekit.config import is_model_file
 from edgekit.errors import ModelError, OptionError
+from edgekit.models.describe import check_model_fits_dataset
 
 DEFAULT_SEED = 0
 DEFAULT_VALIDATION_FRACTION = 0.1
@@ -116,7 +117,7 @@ def _from_folder(folder: Path, dataset_spec, data_dir, seed, calibration_samples
     if recorded and dataset_spec is None:
         # The manifest is the truth about what the model was trained on.
         loaded = dataclasses.replace(loaded, preprocessing=Preprocessing.from_dict(recorded))
-    _check_fits(keras_model, loaded, str(folder))
+    check_model_fits_dataset(keras_model, loaded, str(folder))
     return ExportSource(
         path=folder, name=folder.resolve().name, model=keras_model, model_file=model_file,
         dataset=loaded, folder=folder, manifest=manifest,
@@ -138,7 +139,7 @@ def _from_file(path: Path, dataset_spec, data_dir, seed, calibration_samples) ->
     keras_model = load_keras(path)
     seed = DEFAULT_SEED if seed is None else seed
     loaded = load_dataset(dataset_spec, data_dir=data_dir, seed=seed)
-    _check_fits(keras_model, loaded, str(path))
+    check_model_fits_dataset(keras_model, loaded, str(path))
     from edgekit.export.onnx import is_quantization_aware
 
     return ExportSource(path=path, name=Path(str(path).rstrip("/")).stem, model=keras_model,
@@ -231,20 +232,3 @@ def _qat_model(folder: Path, manifest: dict, keras_model):
     if name and (folder / name).exists():
         return load_keras(folder / name)
     return None
-
-
-def _check_fits(model, dataset, source: str) -> None:
-    from edgekit.errors import DataError
-
-    expected = tuple(model.input_shape[1:])
-    if expected != tuple(dataset.sample_shape):
-        raise DataError(
-            f"model {source} takes inputs of shape {expected}; dataset {dataset.name!r} has "
-            f"samples of shape {tuple(dataset.sample_shape)}. Pass the dataset it was trained on"
-        )
-    outputs = int(model.output_shape[-1])
-    if outputs != dataset.num_classes:
-        raise DataError(
-            f"model {source} has {outputs} outputs; dataset {dataset.name!r} has "
-            f"{dataset.num_classes} classes. Pass the dataset it was trained on"
-        )

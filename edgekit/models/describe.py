@@ -92,3 +92,29 @@ def _count(weights) -> int:
 def _tensor_summary(name: str, tensor) -> dict[str, Any]:
     shape = [None if size is None else int(size) for size in tensor.shape]
     return {"name": name, "shape": shape, "dtype": tensor.dtype.name}
+
+
+def check_model_fits_dataset(model, dataset, source: str,
+                             fix: str = "Pass the dataset it was trained on") -> None:
+    """Raise DataError unless ``model`` takes ``dataset``'s samples and has one output per class.
+
+    Args:
+        model: a single-input, single-output tf-keras classifier.
+        dataset: an :class:`edgekit.data.Dataset`.
+        source: how to name the model in the message (its path).
+        fix: the last sentence of the message: what the user should do.
+    """
+    from edgekit.errors import DataError
+
+    expected = tuple(model.input_shape[1:])
+    if expected != tuple(dataset.sample_shape):
+        raise DataError(
+            f"model {source} takes inputs of shape {expected}; dataset {dataset.name!r} has "
+            f"samples of shape {tuple(dataset.sample_shape)}. {fix}"
+        )
+    outputs = int(model.output_shape[-1])
+    if outputs != dataset.num_classes:
+        raise DataError(
+            f"model {source} has {outputs} outputs; dataset {dataset.name!r} has "
+            f"{dataset.num_classes} classes. {fix}"
+        )

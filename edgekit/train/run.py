@@ -14,7 +14,7 @@ import numpy as np
 from edgekit import manifest as manifest_io
 from edgekit import outputs
 from edgekit.config import TrainConfig, is_model_file, shell_command
-from edgekit.errors import DataError, EdgekitError, OptionError
+from edgekit.errors import EdgekitError, OptionError
 from edgekit.train.distribute import is_chief
 
 # Options that only say where things are or what gets logged: a resumed run may change them.
@@ -233,24 +233,15 @@ def _augmentation(config: TrainConfig, dataset):
 def _make_model(config: TrainConfig, dataset):
     """(model, outputs_are_logits, parent record) for a zoo name or a user's model file."""
     from edgekit.models import build_model, load_model_file
+    from edgekit.models.describe import check_model_fits_dataset
 
     if not is_model_file(config.model):
         model = build_model(config.model, dataset.sample_shape, dataset.num_classes,
                             config.model_options)
         return model, False, None
     model = load_model_file(config.model)
-    expected = tuple(model.input_shape[1:])
-    if expected != dataset.sample_shape:
-        raise DataError(
-            f"model {config.model} takes inputs of shape {expected}; dataset {dataset.name!r} has "
-            f"samples of shape {dataset.sample_shape}. Use a dataset of that shape or another model"
-        )
-    outputs_count = int(model.output_shape[-1])
-    if outputs_count != dataset.num_classes:
-        raise DataError(
-            f"model {config.model} has {outputs_count} outputs; dataset {dataset.name!r} has "
-            f"{dataset.num_classes} classes. Use a model with one output per class"
-        )
+    check_model_fits_dataset(model, dataset, config.model,
+                             fix="Use a dataset of that shape, or a model made for it")
     activation = getattr(model.layers[-1], "activation", None)
     from_logits = getattr(activation, "__name__", "") != "softmax"
     source = Path(config.model)
