@@ -371,25 +371,13 @@ def run_load_test(spec: dict, events) -> dict:
     Same spec and result record as :func:`edgekit.bench.worker.run`; concurrency 1 goes through
     :func:`measure_concurrent` too, so every level has errors, answers and server statistics.
     """
-    from edgekit.bench.engines import RuntimeOptions, open_runtime, prepared_call
-    from edgekit.bench.worker import check_fits, import_runtime_library, rss_mb, take
+    from edgekit.bench.engines import RuntimeOptions, prepared_call
+    from edgekit.bench.worker import load_timed, rss_mb, take
 
     x = np.load(spec["x"])
     options = RuntimeOptions(**spec["options"])
     timing = TimingConfig(**spec["timing"])
-    started = time.perf_counter()
-    import_runtime_library(spec["runtime"])
-    result = {"status": "ok", "threads": None, "pid": os.getpid(),
-              "cpu_affinity": sorted(os.sched_getaffinity(0)),
-              "import_ms": (time.perf_counter() - started) * 1e3,
-              "memory": {"rss_before_load_mb": rss_mb()}}
-    started = time.perf_counter()
-    runtime = open_runtime(spec["runtime"], spec["path"], options)
-    result["load_ms"] = (time.perf_counter() - started) * 1e3
-    result["memory"]["rss_after_load_mb"] = rss_mb()
-    result["describe"] = runtime.describe()
-    check_fits(runtime, tuple(x.shape[1:]), spec["dataset"], spec["name"])
-    events.send("step", label="loaded")
+    runtime, result = load_timed(spec, options, x, events, threads=None)
     measurements = []
     for index, batch in enumerate(spec["batches"]):
         samples = take(x, batch)

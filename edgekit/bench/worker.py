@@ -91,7 +91,7 @@ def take(x, count: int):
 def run(spec: dict, events: Events) -> dict:
     import numpy as np
 
-    from edgekit.bench.engines import RuntimeOptions, open_runtime, prepared_call
+    from edgekit.bench.engines import RuntimeOptions, prepared_call
     from edgekit.bench.latency import TimingConfig, measure
 
     if spec.get("pin_cpus"):
@@ -99,19 +99,7 @@ def run(spec: dict, events: Events) -> dict:
     x = np.load(spec["x"])
     options = RuntimeOptions(**spec["options"])
     timing = TimingConfig(**spec["timing"])
-    started = time.perf_counter()
-    import_runtime_library(spec["runtime"])
-    result = {"status": "ok", "threads": options.num_threads, "pid": os.getpid(),
-              "cpu_affinity": sorted(os.sched_getaffinity(0)),
-              "import_ms": (time.perf_counter() - started) * 1e3,
-              "memory": {"rss_before_load_mb": rss_mb()}}
-    started = time.perf_counter()
-    runtime = open_runtime(spec["runtime"], spec["path"], options)
-    result["load_ms"] = (time.perf_counter() - started) * 1e3
-    result["memory"]["rss_after_load_mb"] = rss_mb()
-    result["describe"] = runtime.describe()
-    check_fits(runtime, tuple(x.shape[1:]), spec["dataset"], spec["name"])
-    events.send("step", label="loaded")
+    runtime, result = load_timed(spec, options, x, events, threads=options.num_threads)
 
     batches = spec["batches"]
     call, _ = prepared_call(runtime, take(x, batches[0]))
@@ -140,6 +128,31 @@ def run(spec: dict, events: Events) -> dict:
     result["memory"]["rss_end_mb"] = rss_mb()
     result["memory"]["peak_rss_mb"] = rss_mb("VmHWM")
     return result
+
+
+def load_timed(spec: dict, options, x, events, threads):
+    """Import the runtime's library and open the artifact, timing both; check it fits ``x``.
+
+    Returns:
+        ``(runtime, result)``: the opened runtime and the start of the worker's result record
+        (import and load times, memory before and after loading, the runtime's description).
+    """
+    from edgekit.bench.engines import open_runtime
+
+    started = time.perf_counter()
+    import_runtime_library(spec["runtime"])
+    result = {"status": "ok", "threads": threads, "pid": os.getpid(),
+              "cpu_affinity": sorted(os.sched_getaffinity(0)),
+              "import_ms": (time.perf_counter() - started) * 1e3,
+              "memory": {"rss_before_load_mb": rss_mb()}}
+    started = time.perf_counter()
+    runtime = open_runtime(spec["runtime"], spec["path"], options)
+    result["load_ms"] = (time.perf_counter() - started) * 1e3
+    result["memory"]["rss_after_load_mb"] = rss_mb()
+    result["describe"] = runtime.describe()
+    check_fits(runtime, tuple(x.shape[1:]), spec["dataset"], spec["name"])
+    events.send("step", label="loaded")
+    return runtime, result
 
 
 def main(spec_path: str, job=None) -> int:
