@@ -8,14 +8,14 @@ It can go once tfmot and tf2onnx support Keras 3.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+import warnings
 
 # Keras 2 through tf-keras. We force it rather than setdefault: a user who exported
 # TF_USE_LEGACY_KERAS=0 would otherwise get Keras 3 models that tfmot rejects later.
 if "tensorflow" in sys.modules and os.environ.get("TF_USE_LEGACY_KERAS") != "1":
-    import warnings
-
     warnings.warn(
         "TensorFlow was imported before edgekit, so tf.keras may be Keras 3. "
         "Import edgekit first, or let edgekit import TensorFlow.",
@@ -35,27 +35,39 @@ def _quiet() -> bool:
     return os.environ.get("EDGEKIT_VERBOSE") != "1"
 
 
-def _import_silently(module_name: str):
-    """Import a module with file descriptor 2 pointed at /dev/null.
+@contextlib.contextmanager
+def quiet_stderr():
+    """File descriptor 2 to /dev/null, and Python warnings off, unless ``edgekit --verbose``.
 
-    TensorFlow's C++ start-up notices (absl "InitializeLog", oneDNN, CUDA probing) are written
-    straight to fd 2 before TF_CPP_MIN_LOG_LEVEL is read, so only a redirect keeps them out.
-    Python exceptions raised by the import still reach the caller once fd 2 is restored.
+    TensorFlow's and tf2onnx's C++ notices (absl "InitializeLog", oneDNN, CUDA probing) are
+    written straight to fd 2, so only a redirect keeps them out. Python exceptions raised inside
+    still reach the caller once fd 2 is restored.
     """
-    import importlib
-
-    if module_name in sys.modules or not _quiet():
-        return importlib.import_module(module_name)
+    if not _quiet():
+        yield
+        return
     sys.stderr.flush()
     saved = os.dup(2)
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:
         os.dup2(devnull, 2)
-        return importlib.import_module(module_name)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
     finally:
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
+
+
+def _import_silently(module_name: str):
+    """Import a module with :func:`quiet_stderr` (only the first import prints anything)."""
+    import importlib
+
+    if module_name in sys.modules:
+        return importlib.import_module(module_name)
+    with quiet_stderr():
+        return importlib.import_module(module_name)
 
 
 def tensorflow():

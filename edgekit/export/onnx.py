@@ -24,13 +24,13 @@ import contextlib
 import logging
 import os
 import re
-import sys
 import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
 
+from edgekit._compat import quiet_stderr
 from edgekit.errors import ModelError, OptionError
 
 DEFAULT_OPSET = 17
@@ -200,24 +200,6 @@ def converter_version() -> str:
     return _version("tf2onnx")
 
 
-@contextlib.contextmanager
-def quiet_stderr():
-    """File descriptor 2 to /dev/null (TensorFlow's C++ notices), unless ``edgekit --verbose``."""
-    if os.environ.get("EDGEKIT_VERBOSE") == "1":
-        yield
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
 
 
 class _LogCollector(logging.Handler):
