@@ -71,9 +71,43 @@ PTQ_STILL_APPLIES = ("post-training quantization (--int8, --int16x8, --dynamic, 
                      "applies to any TFLite-convertible model")
 
 
+def is_custom_layer(layer) -> bool:
+    """A layer class the user wrote (passed with --custom-objects), not one of Keras' own."""
+    module = type(layer).__module__ or ""
+    return not module.startswith(("tf_keras.", "keras.", "tensorflow.", "tensorflow_model_optimization."))
+
+
+def custom_layer_role(layer, technique: str) -> str:
+    """A custom layer gets a technique only through tfmot's interface for it; else it is left alone.
+
+    ``PrunableLayer`` (prune), ``ClusterableLayer`` (cluster), and for QAT a ``quantize_config``
+    attribute holding a tfmot ``QuantizeConfig``.
+    """
+    import tensorflow_model_optimization as tfmot
+
+    if technique in ("prune", "prune_m_by_n"):
+        interface = tfmot.sparsity.keras.PrunableLayer
+        return COMPRESS if isinstance(layer, interface) else KEEP
+    if technique == "cluster":
+        interface = tfmot.clustering.keras.ClusterableLayer
+        return COMPRESS if isinstance(layer, interface) else KEEP
+    config = getattr(layer, "quantize_config", None)
+    return COMPRESS if isinstance(config, tfmot.quantization.keras.QuantizeConfig) else KEEP
+
+
 def role(layer, technique: str) -> str | None:
     """COMPRESS, KEEP or None (unsupported) for one layer instance."""
-    return LAYER_SUPPORT.get(type(layer).__name__, {}).get(technique)
+    known = LAYER_SUPPORT.get(type(layer).__name__)
+    if known is None and is_custom_layer(layer) and not hasattr(layer, "layers"):
+        return custom_layer_role(layer, technique)
+    return (known or {}).get(technique)
+
+
+def custom_layers_left_alone(model, technique: str) -> list[str]:
+    """Names of the user's custom layers the technique leaves as they are (no tfmot interface)."""
+    return [layer.name for layer in getattr(model, "layers", [])
+            if type(layer).__name__ not in LAYER_SUPPORT and is_custom_layer(layer)
+            and not hasattr(layer, "layers") and role(layer, technique) == KEEP]
 
 
 def layers_to_compress(model, technique: str) -> list:

@@ -53,7 +53,9 @@ class QuantizationAwareTraining:
 
         def annotate(layer):
             if layer.name in quantized:
-                return tfmot.quantization.keras.quantize_annotate_layer(layer)
+                # A custom layer brings its own QuantizeConfig (tfmot's interface for it).
+                return tfmot.quantization.keras.quantize_annotate_layer(
+                    layer, quantize_config=getattr(layer, "quantize_config", None))
             if layer.name in left_float:
                 # Annotated explicitly as "not quantized": left unannotated, a layer feeding a
                 # quantized one is sent to the scheme's registry, and the preserving schemes'
@@ -64,7 +66,10 @@ class QuantizationAwareTraining:
 
         annotated = keras().models.clone_model(working, clone_function=annotate)
         try:
-            with _quiet_tfmot_warnings(), tfmot.quantization.keras.quantize_scope():
+            custom_configs = {type(layer.quantize_config).__name__: type(layer.quantize_config)
+                              for layer in working.layers
+                              if layer.name in quantized and hasattr(layer, "quantize_config")}
+            with _quiet_tfmot_warnings(), tfmot.quantization.keras.quantize_scope(custom_configs):
                 qat_model = tfmot.quantization.keras.quantize_apply(annotated, scheme)
         except (ValueError, RuntimeError, TypeError) as error:
             reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgekit.compress.layers import COMPRESS, KEEP, LAYER_SUPPORT, check_layers
+from edgekit.compress.layers import (COMPRESS, KEEP, LAYER_SUPPORT, check_layers,
+                                    custom_layers_left_alone, layers_to_compress)
 from edgekit.errors import ModelError
 
 IMAGE, SEQUENCE, VECTOR, TOKENS = (8, 8, 4), (8, 4), (4,), (8,)
@@ -110,7 +111,7 @@ def test_lstm_for_qat_names_the_layer_and_says_post_training_quantization_applie
     check_layers(_lstm_model(tf_keras), "prune")  # pruning LSTMs is supported
 
 
-def test_a_custom_layer_is_named_with_the_count_of_others(tf_keras):
+def test_a_custom_layer_without_a_tfmot_interface_is_left_alone_and_named(tf_keras):
     class Scale(tf_keras.layers.Layer):
         def build(self, input_shape):
             self.scale = self.add_weight(name="scale", shape=(), initializer="ones")
@@ -123,10 +124,25 @@ def test_a_custom_layer_is_named_with_the_count_of_others(tf_keras):
     x = Scale(name="my_other_scale")(x)
     outputs = tf_keras.layers.Dense(2, activation="softmax")(x)
     model = tf_keras.Model(inputs, outputs)
-    for technique, flag in (("prune", "--prune"), ("cluster", "--cluster"), ("qat", "--qat")):
-        with pytest.raises(ModelError, match=rf"{flag} cannot handle layer 'my_scale' \(a Scale "
-                           r"layer\) \(and 1 more layer\(s\)\).*post-training quantization"):
-            check_layers(model, technique)
+    for technique in ("prune", "cluster", "qat"):
+        check_layers(model, technique)  # no error: the custom layers stay as they are
+        assert custom_layers_left_alone(model, technique) == ["my_scale", "my_other_scale"]
+        assert [layer.name for layer in layers_to_compress(model, technique)] == [model.layers[-1].name]
+
+
+def test_a_custom_layer_that_implements_prunable_layer_is_pruned(tf_keras):
+    import tensorflow_model_optimization as tfmot
+
+    class PrunableDense(tf_keras.layers.Dense, tfmot.sparsity.keras.PrunableLayer):
+        def get_prunable_weights(self):
+            return [self.kernel]
+
+    inputs = tf_keras.Input((4,), name="input")
+    outputs = PrunableDense(2, activation="softmax", name="mine")(inputs)
+    model = tf_keras.Model(inputs, outputs)
+    assert [layer.name for layer in layers_to_compress(model, "prune")] == ["mine"]
+    assert custom_layers_left_alone(model, "prune") == []
+    assert custom_layers_left_alone(model, "cluster") == ["mine"]
 
 
 def test_a_subclassed_model_is_refused_by_name(tf_keras):
