@@ -74,6 +74,9 @@ class TrainConfig(FlatConfig):
     distribute: str = "auto"
     tensorboard: bool = False
     model_options: dict = field(default_factory=dict)
+    preprocess: str | None = None
+    custom_objects: str | None = None
+    unsafe_deserialization: bool = False
 
     kind = "training"
 
@@ -101,6 +104,11 @@ class TrainConfig(FlatConfig):
                 f"--momentum applies to --optimizer sgd only; received optimizer "
                 f"{self.optimizer!r} with momentum {self.momentum}. Drop --momentum or use sgd"
             )
+        if (self.custom_objects or self.unsafe_deserialization) and not is_model_file(self.model):
+            flag = "--custom-objects" if self.custom_objects else "--unsafe-deserialization"
+            raise OptionError(
+                f"{flag} applies to a model file (--model my_model.keras); received the zoo model "
+                f"{self.model!r}, which edgekit builds itself. Drop {flag}")
         if self.model_options and is_model_file(self.model):
             raise OptionError(
                 f"--model-option configures zoo models; received a model file {self.model!r}. "

@@ -21,7 +21,8 @@ from pathlib import Path
 from edgekit import manifest as manifest_io
 from edgekit.errors import ModelError
 
-SUPPORTED = "a .tflite or .onnx file, a Triton model folder or config.pbtxt, or a mobile bundle"
+SUPPORTED = ("a .tflite or .onnx file, a Triton model folder or config.pbtxt, a mobile bundle, or "
+             "a Keras model (.keras, .h5, SavedModel folder)")
 _LINEAGE_DEPTH = 8
 
 
@@ -43,6 +44,8 @@ def inspect_artifact(path: str | os.PathLike) -> dict:
         described = _triton(path if path.is_dir() else path.parent)
     elif suffix == ".zip" or (path.is_dir() and (path / "metadata.json").is_file()):
         described = _mobile(path)
+    elif suffix in (".keras", ".h5", ".hdf5") or (path.is_dir() and (path / "saved_model.pb").is_file()):
+        described = _keras(path)
     else:
         raise ModelError(f"cannot inspect {str(path)!r}: unknown kind of artifact; expected "
                          f"{SUPPORTED}")
@@ -186,6 +189,29 @@ def _triton(folder: Path) -> dict:
     return described
 
 
+def _keras(path: Path) -> dict:
+    """A Keras model file, read without running it: which Keras wrote it, its layers, its risks."""
+    from edgekit.models.fileinfo import read_model_info, unsafe_code_message
+
+    info = read_model_info(path)
+    size = (sum(item.stat().st_size for item in path.rglob("*") if item.is_file())
+            if path.is_dir() else path.stat().st_size)
+    writer = {"tf-keras": "tf-keras (Keras 2)", "keras3": "Keras 3",
+              "tensorflow": "TensorFlow SavedModel with no Keras model inside"}[info.writer]
+    version = f" {info.keras_version}" if info.keras_version else ""
+    return {"format": f"{info.container} written by {writer}{version}", "bytes": size,
+            "writer": info.writer, "keras_version": info.keras_version,
+            "model_class": info.model_class,
+            "layers": len(info.layer_classes) if info.writer != "tensorflow" else None,
+            "custom_classes": info.custom_classes,
+            "unsafe": unsafe_code_message(info),
+            "input_preprocessing_layers": [entry.get("class_name")
+                                           for entry in info.leading_preprocessing],
+            "inputs": [{"name": "input", "dtype": "float32",
+                        "shape": [None, *(info.input_shape or [])]}] if info.input_shape else [],
+            "outputs": []}
+
+
 def pb_data_type(value: int) -> str:
     from edgekit.export.triton import model_config_pb2
 
@@ -219,8 +245,9 @@ def format_inspection(described: dict) -> str:
                                                     f"{described['producer']})"
                                                     if described.get("opset") else ""),
              f"  size:    {described.get('bytes', 0):,} bytes"]
-    for key in ("platform", "model_name", "versions", "max_batch_size", "precision"):
-        if described.get(key) is not None:
+    for key in ("platform", "model_name", "versions", "max_batch_size", "precision",
+                "model_class", "layers", "custom_classes", "input_preprocessing_layers", "unsafe"):
+        if described.get(key) is not None and described.get(key) != []:
             lines.append(f"  {key.replace('_', ' ')}: {described[key]}")
     for title, tensors in (("inputs", described.get("inputs", [])),
                            ("outputs", described.get("outputs", []))):

@@ -25,7 +25,7 @@ class PipelineResult:
 def pipeline(model: str = "cnn", dataset: str = "digits", epochs: int | None = None,
              output_root: str | os.PathLike = "models",
              triton_repository: str | os.PathLike = "triton_repo", force: bool = False,
-             progress: bool = True,
+             progress: bool = True, preprocess=None,
              on_stage: Callable[[str, object], None] | None = None,
              bench_progress: Callable[[int, int, str], None] | None = None) -> PipelineResult:
     """Train, compress to int8, export and benchmark one model.
@@ -38,6 +38,8 @@ def pipeline(model: str = "cnn", dataset: str = "digits", epochs: int | None = N
         triton_repository: the Triton model repository export adds a version to.
         force: replace the outputs of an earlier run.
         progress: show progress bars.
+        preprocess: the input contract to train under (``"scale=S,mean=M,std=D"``, ``"none"``
+            or a dict); default: standardised on the training split. Later stages inherit it.
         on_stage: called as ``on_stage(name, result)`` after each stage, e.g. to print it.
         bench_progress: the benchmark's progress callback ``(done, total, label)``.
 
@@ -55,6 +57,10 @@ def pipeline(model: str = "cnn", dataset: str = "digits", epochs: int | None = N
     options = {"model": model, "dataset": dataset}
     if epochs is not None:
         options["epochs"] = epochs
+    if preprocess is not None:
+        from edgekit.data.contract import preprocess_text
+
+        options["preprocess"] = preprocess_text(preprocess)
     model_dir = default_output_dir(TrainConfig(**options), root=output_root)
     stages = {}
     stages["train"] = train(output_dir=model_dir, force=force, progress=progress, **options)
@@ -63,7 +69,7 @@ def pipeline(model: str = "cnn", dataset: str = "digits", epochs: int | None = N
                                   force=force, progress=progress, int8=True)
     compressed_dir = stages["compress"].output_dir
     report("compress", stages["compress"])
-    stages["export"] = export(compressed_dir, force=force,
+    stages["export"] = export(compressed_dir, force=force, progress=progress,
                               triton_repository=str(triton_repository))
     report("export", stages["export"])
     stages["bench"] = bench(compressed_dir, progress=bench_progress)

@@ -63,6 +63,9 @@ class Subject:
     preprocessing: dict | None
     artifacts: list[Artifact] = field(default_factory=list)
     dataset_record: dict | None = None  # filled in when its inputs are prepared
+    contract: dict | None = None  # the recorded input contract (InputContract.to_dict())
+    contract_from: str = ""  # where it was recorded, for messages
+    model_layers: list = field(default_factory=list)  # a loose model file's own Rescaling...
 
     @property
     def reference(self) -> Artifact | None:
@@ -77,6 +80,8 @@ def file_artifact(path: Path, name: str, subject: str, precision: str | None = N
         raise OptionError(f"{str(path)!r} is not an artifact edgekit can benchmark; expected a model "
                           f"folder, or a {', '.join(FORMATS)} file or SavedModel folder")
     format_name, runtime = ("keras", "keras") if kind == "keras" else FORMATS[kind]
+    if format_name == "keras" and _written_by_keras3(path):
+        runtime = "keras3"  # a Keras 3 file (or Keras-less SavedModel) runs as Keras 3 loaded it
     size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() \
         else path.stat().st_size
     sha = None if path.is_dir() else manifest_io.sha256_file(path)
@@ -84,6 +89,15 @@ def file_artifact(path: Path, name: str, subject: str, precision: str | None = N
         precision = "fp32"
     return Artifact(name=name, format=format_name, runtime=runtime, path=str(path),
                     precision=precision, subject=subject, bytes=size, sha256=sha)
+
+
+def _written_by_keras3(path: Path) -> bool:
+    from edgekit.models.fileinfo import read_model_info
+
+    try:
+        return read_model_info(path).writer in ("keras3", "tensorflow")
+    except ModelError:
+        return False  # unreadable: its worker says why, in its row
 
 
 def discover(paths, dataset: str | None = None, data_dir: str | None = None) -> list[Subject]:
@@ -128,8 +142,8 @@ def _folder_subject(folder: Path, dataset, data_dir) -> Subject:
     name = (model_folder or folder).resolve().name
     spec, directory, preprocessing = _dataset_of(model_folder or folder, manifest)
     subject = Subject(name=name, folder=model_folder or folder, dataset=dataset or spec,
-                      data_dir=data_dir or directory,
-                      preprocessing=None if dataset else preprocessing)
+                      data_dir=data_dir or directory, preprocessing=preprocessing)
+    _record_contract(subject, manifest, (model_folder or folder) / manifest_io.MANIFEST_NAME)
     seen: set[str] = set()
 
     def add(artifact: Artifact) -> None:
@@ -168,30 +182,56 @@ def _folder_subject(folder: Path, dataset, data_dir) -> Subject:
 def _loose_subject(paths: list[Path], dataset, data_dir) -> Subject:
     """Files given one by one; their dataset from --dataset or from a manifest beside them."""
     spec, directory, preprocessing = dataset, data_dir, None
-    if dataset is None:
-        for path in paths:
-            for folder in (path.parent, path.parent.parent):
-                if (folder / manifest_io.MANIFEST_NAME).is_file():
-                    manifest = manifest_io.read_manifest(folder)
-                    if manifest.get("stage") == "export":
-                        parent = Path((manifest.get("parent") or {}).get("path", ""))
-                        if (parent / manifest_io.MANIFEST_NAME).is_file():
-                            manifest, folder = manifest_io.read_manifest(parent), parent
-                    spec, directory, preprocessing = _dataset_of(folder, manifest)
-                    break
-            if spec:
+    found = None  # (manifest, its path) of the model folder the files came from
+    for path in paths:
+        for folder in (path.parent, path.parent.parent):
+            if (folder / manifest_io.MANIFEST_NAME).is_file():
+                manifest = manifest_io.read_manifest(folder)
+                if manifest.get("stage") == "export":
+                    parent = Path((manifest.get("parent") or {}).get("path", ""))
+                    if (parent / manifest_io.MANIFEST_NAME).is_file():
+                        manifest, folder = manifest_io.read_manifest(parent), parent
+                found_spec, found_dir, preprocessing = _dataset_of(folder, manifest)
+                spec, directory = spec or found_spec, directory or found_dir
+                found = (manifest, folder / manifest_io.MANIFEST_NAME)
                 break
+        if found:
+            break
     if not spec:
         raise OptionError(f"benchmarking {', '.join(repr(str(p)) for p in paths)} needs "
                           "--dataset (its test split measures accuracy); expected e.g. "
                           "--dataset digits, or pass the model folder instead")
     subject = Subject(name="files", folder=None, dataset=spec, data_dir=data_dir or directory,
                       preprocessing=preprocessing)
+    if found is not None:
+        _record_contract(subject, *found)
+    else:
+        subject.model_layers = _own_preprocessing_layers(paths)
     for path in paths:
         stem = path.name if path.is_dir() else path.stem
         subject.artifacts.append(file_artifact(path, f"{stem}{path.suffix}", "files",
                                                _precision_from_name(stem)))
     return subject
+
+
+def _record_contract(subject: Subject, manifest: dict, where: Path) -> None:
+    from edgekit.data.contract import record_of
+
+    recorded = record_of(manifest)
+    subject.contract = recorded.to_dict() if recorded is not None else None
+    subject.contract_from = str(where)
+
+
+def _own_preprocessing_layers(paths: list[Path]) -> list:
+    """The leading Rescaling / Normalization layers of the Keras files given, read without TF."""
+    from edgekit.models.fileinfo import read_model_info
+
+    for path in paths:
+        if path.is_dir() or path.suffix.lower() in (".keras", ".h5", ".hdf5"):
+            info = read_model_info(path)
+            return [(entry.get("config", {}).get("name", "?"), entry.get("class_name", "?"))
+                    for entry in info.leading_preprocessing]
+    return []
 
 
 def _dataset_of(folder: Path, manifest: dict) -> tuple[str | None, str | None, dict | None]:

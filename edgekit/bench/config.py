@@ -65,6 +65,9 @@ class BenchConfig:
     fail_if: tuple[str, ...] = ()
     timeout: float = 600.0
     include: tuple[str, ...] | None = None
+    preprocess: str | None = None
+    custom_objects: str | None = None
+    unsafe_deserialization: bool = False
 
     def __post_init__(self):
         for name in ("batches", "threads", "concurrency"):
@@ -116,7 +119,9 @@ class BenchConfig:
     def runtime_options(self, threads: int | None) -> RuntimeOptions:
         return RuntimeOptions(num_threads=threads, xnnpack=self.xnnpack,
                               ort_optimization=self.ort_optimization,
-                              ort_provider=self.ort_provider)
+                              ort_provider=self.ort_provider,
+                              custom_objects=self.custom_objects,
+                              unsafe_deserialization=self.unsafe_deserialization)
 
     @classmethod
     def from_options(cls, options: dict) -> "BenchConfig":
@@ -127,6 +132,12 @@ class BenchConfig:
             raise OptionError(f"unknown benchmark option(s) {', '.join(unknown)}; expected some of: "
                               f"{', '.join(sorted(names))}")
         values = dict(options)
+        if values.get("preprocess") is not None:
+            from edgekit.data.contract import preprocess_text
+
+            values["preprocess"] = preprocess_text(values["preprocess"])
+        if values.get("custom_objects") is not None:
+            values["custom_objects"] = str(values["custom_objects"])
         for name in ("batches", "threads", "concurrency", "pin_cpus"):
             if isinstance(values.get(name), (str, int)):
                 values[name] = parse_int_list(values[name], name)

@@ -34,6 +34,8 @@ class RuntimeOptions:
     xnnpack: bool = True
     ort_optimization: str = "all"
     ort_provider: str = "CPUExecutionProvider"
+    custom_objects: str | None = None  # Keras: the module defining the model's custom layers
+    unsafe_deserialization: bool = False  # Keras: let serialized code in the file run
 
     def __post_init__(self):
         if self.num_threads is not None and int(self.num_threads) < 1:
@@ -52,6 +54,8 @@ class RuntimeOptions:
             chosen.update(ort_optimization=self.ort_optimization, ort_provider=self.ort_provider)
         elif runtime == "triton":
             chosen = {}
+        elif runtime in ("keras", "keras3") and self.custom_objects:
+            chosen["custom_objects"] = self.custom_objects
         return chosen
 
     def to_dict(self) -> dict:
@@ -70,6 +74,10 @@ def open_runtime(runtime: str, path: str, options: RuntimeOptions):
         return OnnxRuntimeModel(path, num_threads=options.num_threads,
                                 optimization=options.ort_optimization,
                                 providers=_providers(options.ort_provider))
+    if runtime in ("keras", "keras3"):
+        return RUNTIMES.get(runtime).load(path, num_threads=options.num_threads,
+                                          custom_objects=options.custom_objects,
+                                          unsafe_deserialization=options.unsafe_deserialization)
     return RUNTIMES.get(runtime).load(path, num_threads=options.num_threads)
 
 
@@ -138,6 +146,7 @@ def prepared_call(runtime, batch: np.ndarray) -> tuple[Callable[[], object], str
         return (lambda: session.run(names, feed)), "session.run() with a prepared feed"
     if hasattr(runtime, "prepare"):
         what = {"keras": "tf.function call on a prepared tensor",
+                "keras3": "tf.function call on a prepared tensor",
                 "triton": "one request, client round trip"}.get(runtime.name, "prepared call")
         return runtime.prepare(batch), what
     return (lambda: runtime.run(batch)), "runtime.run(batch)"

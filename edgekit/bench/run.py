@@ -8,7 +8,6 @@ outputs the workers saved. Then the JSON, Markdown and plots are written and the
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
 import shutil
@@ -259,14 +258,19 @@ def _plain_run(record: dict) -> dict:
 
 def _inputs(subject: Subject, config: BenchConfig, work: Path) -> tuple[str, np.ndarray]:
     """Write the subject's model-ready test inputs once; return their path and the labels."""
-    from edgekit.data import Preprocessing, load_dataset
+    from edgekit.data import load_dataset
+    from edgekit.data.contract import InputContract, resolve_contract
 
     if not subject.dataset:
         raise OptionError(f"{subject.name}: no dataset in its manifest; pass --dataset")
     dataset = load_dataset(subject.dataset, data_dir=subject.data_dir)
-    if subject.preprocessing:
-        dataset = dataclasses.replace(dataset,
-                                      preprocessing=Preprocessing.from_dict(subject.preprocessing))
+    recorded = InputContract.from_dict(subject.contract) if subject.contract else None
+    source = (f"model folder {str(subject.folder)!r}" if subject.folder is not None
+              else f"{', '.join(a.path for a in subject.artifacts)}")
+    contract = resolve_contract(dataset, stated=config.preprocess, model_layers=subject.model_layers,
+                                recorded=recorded, recorded_in=subject.contract_from,
+                                model_source=source)
+    dataset = dataset.with_contract(contract)
     x, y = dataset.preprocessed("test")
     if config.samples:
         x, y = x[:config.samples], y[:config.samples]
@@ -275,8 +279,8 @@ def _inputs(subject: Subject, config: BenchConfig, work: Path) -> tuple[str, np.
     subject.dataset_record = {"name": dataset.name, "split": "test", "samples": int(len(y)),
                               "sample_shape": list(dataset.sample_shape),
                               "preprocessing": dataset.preprocessing.to_dict(),
-                              "preprocessing_from": "manifest" if subject.preprocessing
-                              else "dataset (fitted on its training split)"}
+                              "preprocessing_from": contract.source,
+                              "input_contract": contract.to_dict()}
     return str(path), y
 
 
@@ -309,12 +313,34 @@ def _add_triton(subjects: list[Subject], config: BenchConfig) -> list[Subject]:
                 raise OptionError("--target triton://... without a model folder needs --dataset "
                                   "(its test split measures accuracy)")
             subjects.append(Subject(name=served, folder=None, dataset=config.dataset,
-                                    data_dir=config.data_dir, preprocessing=None))
+                                    data_dir=config.data_dir, preprocessing=None,
+                                    contract=_served_contract(full, served),
+                                    contract_from=f"the served config of {served!r}"))
         for name, served_name in variants:
             subjects[0].artifacts.append(Artifact(name=name, format="triton", runtime="triton",
                                                   path=f"{full}#{served_name}", precision=None,
                                                   subject=subjects[0].name))
     return subjects
+
+
+def _served_contract(url: str, model: str) -> dict | None:
+    """The input contract export wrote into the served config (``edgekit_preprocessing``)."""
+    import json
+
+    from edgekit.data.base import Preprocessing
+    from edgekit.data.contract import MANIFEST, InputContract
+    from edgekit.serve.client import TritonClient
+    from edgekit.serve.inputs import CONFIG_PARAMETER
+
+    with TritonClient(url) as client:
+        entry = (client.config(model).get("parameters") or {}).get(CONFIG_PARAMETER)
+    text = entry.get("string_value", "") if isinstance(entry, dict) else (entry or "")
+    try:
+        values = json.loads(text)
+        return InputContract(Preprocessing.from_dict(values), MANIFEST,
+                             f"the served config of {model!r}", values.get("raw") or {}).to_dict()
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def _address(address: str, protocol: str, config: BenchConfig) -> str:

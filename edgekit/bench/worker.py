@@ -66,10 +66,14 @@ def check_fits(runtime, sample_shape: tuple, dataset: str, artifact: str) -> Non
 
 def import_runtime_library(runtime: str) -> None:
     """Import the runtime's library up front, so load time is the model's, not the import's."""
-    if runtime == "keras":
+    if runtime in ("keras", "keras3"):
         from edgekit._compat import tensorflow
 
         tensorflow()
+        if runtime == "keras3":
+            from edgekit.models.keras3 import keras3
+
+            keras3()
     else:
         import importlib
 

@@ -7,7 +7,7 @@ import sys
 import click
 
 from edgekit.bench.config import BenchConfig
-from edgekit.cli.common import given_options
+from edgekit.cli.common import given_options, model_loading_options
 
 _DEFAULTS = BenchConfig()
 
@@ -44,6 +44,7 @@ def _default(name: str) -> str:
 @click.option("--fail-if", "fail_if", multiple=True, metavar="[ARTIFACT:]METRIC>VALUE", help='Exit 1 when it holds, e.g. "accuracy_drop>0.5" or "p99_ms>2" (repeatable).')
 @click.option("--only", "include", help="Artifact names to measure, e.g. keras,tflite-int8.")
 @click.option("--timeout", type=float, help=f"Seconds per artifact before it is stopped. [{_default('timeout')}]")
+@model_loading_options
 @click.option("--output", type=click.Path(file_okay=False), help="Folder for bench.json, bench.md, plots/. [default <model>/bench]")
 @click.pass_context
 def bench_command(ctx: click.Context, models, output, **_):
@@ -72,7 +73,8 @@ def bench_command(ctx: click.Context, models, output, **_):
              "min_seconds", "max_windows", "stability_tolerance", "pin_cpus", "xnnpack",
              "ort_optimization", "ort_provider", "target", "protocols", "grpc_port", "compare_batching",
              "benchmark_binary",
-             "dataset", "data_dir", "samples", "accuracy", "fail_if", "include", "timeout"]
+             "dataset", "data_dir", "samples", "accuracy", "fail_if", "include", "timeout",
+             "preprocess", "custom_objects", "unsafe_deserialization"]
     options = {name: value for name, value in given_options(ctx, names).items()
                if value is not None and value != ()}
     command = shell_command("edgekit", ["bench", *sys.argv[2:]]) if len(sys.argv) > 1 \
@@ -91,6 +93,11 @@ def bench_command(ctx: click.Context, models, output, **_):
 
 
 def print_bench_summary(result) -> None:
+    from edgekit.data.contract import InputContract
+
+    for name, record in (result.report.get("datasets") or {}).items():
+        if isinstance(record, dict) and record.get("input_contract"):
+            click.echo(f"{name}: {InputContract.from_dict(record['input_contract']).line()}")
     click.echo(result.table())
     click.echo(f"\njson:     {result.files['json']}\nmarkdown: {result.files['markdown']}")
     plots = [str(path) for name, path in result.files.items() if name.startswith("plot:")]

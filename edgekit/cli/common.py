@@ -65,3 +65,24 @@ def _plain_value(text: str):
         except ValueError:
             pass
     return text
+
+
+PREPROCESS_HELP = ("The model's input contract: how raw samples become its input. "
+                   "scale=S,mean=M,std=D ((x * S - M) / D; mean / std may be per-channel lists, "
+                   "e.g. mean=0.49,0.48,0.45) or none (the model takes raw values). "
+                   "[default: the model folder's record, or the model's own Rescaling / "
+                   "Normalization layer; required for a model file without either]")
+
+
+def model_loading_options(command):
+    """``--preprocess``, ``--custom-objects`` and ``--unsafe-deserialization``, shared by commands."""
+    command = click.option(
+        "--unsafe-deserialization", is_flag=True, default=None,
+        help="Let a model file you trust run the Python code it holds (Lambda layers); refused "
+             "by default. Recorded in the manifest.")(command)
+    command = click.option(
+        "--custom-objects", metavar="FILE.py|MODULE",
+        help="The module defining the model's custom layers (its classes and functions, or a "
+             "CUSTOM_OBJECTS dict). Recorded in the manifest with its sha256.")(command)
+    command = click.option("--preprocess", metavar="SPEC", help=PREPROCESS_HELP)(command)
+    return command

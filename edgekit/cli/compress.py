@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from edgekit.cli.common import given_options
+from edgekit.cli.common import given_options, model_loading_options
 from edgekit.compress.config import DEFAULT_LEARNING_RATES, PRUNE_STRUCTURES, CompressConfig
 from edgekit.config import PRECISIONS
 
@@ -33,6 +33,7 @@ _OPTIONS = [name for name in CompressConfig.field_names() if name != "model"]
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Folder holding IDX .gz or .npz files for fashion_mnist / mnist.")
 @click.option("--seed", type=int, help="Seed of a model file's validation split and of fine-tuning. [default: the parent's, or 0]")
 @click.option("--validation-fraction", type=float, help="Validation share of a model file's training split. [default: the parent's, or 0.1]")
+@model_loading_options
 @click.option("--output", type=click.Path(), help="Model folder to write. [default models/<parent>-<recipe>]")
 @click.option("--force", is_flag=True, help="Replace an existing output folder.")
 @click.pass_context

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from edgekit.cli.common import given_options
+from edgekit.cli.common import given_options, model_loading_options
 from edgekit.export.config import FORMATS, INSTANCE_KINDS, ExportConfig
 
 _DEFAULTS = ExportConfig()
@@ -40,6 +40,7 @@ def _default(name: str) -> str:
 @click.option("--fp32-max-abs-diff", type=float, help=f"fp32 max abs output difference threshold. [{_default('fp32_max_abs_diff')}]")
 @click.option("--fp16-min-agreement", type=float, help=f"fp16 top-1 agreement threshold. [{_default('fp16_min_agreement')}]")
 @click.option("--int8-min-agreement", type=float, help=f"int8 (and dynamic, int16x8) top-1 agreement threshold. [{_default('int8_min_agreement')}]")
+@model_loading_options
 @click.option("--output", type=click.Path(), help="Export folder. [default MODEL/export, or <file>-export beside a model file]")
 @click.option("--force", is_flag=True, help="Replace an existing export folder.")
 @click.pass_context
@@ -62,7 +63,7 @@ def export_command(ctx: click.Context, model, output, force, **_):
 
     options = given_options(ctx, [name for name in ExportConfig.field_names()])
     try:
-        result = export(model, output_dir=output, force=force, **options)
+        result = export(model, output_dir=output, force=force, progress=True, **options)
     except FidelityError as error:
         print_export_summary(error.result)
         raise

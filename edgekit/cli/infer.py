@@ -16,8 +16,9 @@ from edgekit.serve.client import PROTOCOLS
 @click.option("--model-version", default="", help="Version number. [default: the server's version policy]")
 @click.option("--top-k", "-k", type=int, default=5, show_default=True)
 @click.option("--preprocess", default="auto", show_default=True,
-              help="auto (the served config's edgekit_preprocessing), none, scale=S,mean=M,std=D, or a "
-                   "model folder / manifest.json whose recorded preprocessing to use.")
+              help="auto (the input contract in the served config), none (the model takes raw "
+                   "values), scale=S,mean=M,std=D (mean / std may be per-channel lists), or a "
+                   "model folder / manifest.json whose recorded contract to use.")
 @click.option("--timeout", type=float, default=10.0, show_default=True, help="Seconds to connect and to wait.")
 def infer_command(inputs, url, protocol, model, model_version, top_k, preprocess, timeout):
     """Classify image or .npy files on a Triton server and print the top-k classes.
@@ -63,5 +64,6 @@ def infer_command(inputs, url, protocol, model, model_version, top_k, preprocess
 def _describe(resolved) -> str:
     if resolved.preprocessing is None:
         return resolved.source
-    p = resolved.preprocessing
-    return f"(x * {p.scale:g} - {p.mean:.6g}) / {p.std:.6g} from {resolved.source}"
+    factor = resolved.pixel_factor()
+    pixels = f"; image pixels x {factor:.6g} give raw values" if factor != 1.0 else ""
+    return f"{resolved.preprocessing.describe()} from {resolved.source}{pixels}"

@@ -11,8 +11,9 @@ import click
 @click.option("--epochs", type=int, help="Training epochs. [default: train's default]")
 @click.option("--output-root", default="models", show_default=True, type=click.Path(file_okay=False), help="Where model folders go.")
 @click.option("--triton-repository", "--triton-repo", default="triton_repo", show_default=True, type=click.Path(file_okay=False), help="Triton model repository export adds a version to.")
+@click.option("--preprocess", metavar="SPEC", help="How raw samples become the model's input: scale=S,mean=M,std=D (per-channel lists allowed) or none. [default: standardised on the training split]")
 @click.option("--force", is_flag=True, help="Replace the outputs of an earlier pipeline run.")
-def pipeline_command(model, dataset, epochs, output_root, triton_repository, force):
+def pipeline_command(model, dataset, epochs, output_root, triton_repository, preprocess, force):
     """Run every stage on one model: train, compress to int8, export, benchmark.
 
     Trains MODEL on DATASET into <output-root>/<model>-<dataset>, quantizes it to full int8
@@ -47,6 +48,7 @@ def pipeline_command(model, dataset, epochs, output_root, triton_repository, for
 
     try:
         result = pipeline(model=model, dataset=dataset, epochs=epochs, output_root=output_root,
+                          preprocess=preprocess,
                           triton_repository=triton_repository, force=force, on_stage=show,
                           bench_progress=bar.update)
     finally:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from edgekit.cli.common import given_options, parse_key_values
+from edgekit.cli.common import given_options, model_loading_options, parse_key_values
 from edgekit.config import DISTRIBUTIONS, OPTIMIZERS, PRECISIONS, SCHEDULES, TrainConfig
 
 _DEFAULTS = TrainConfig()
@@ -33,6 +33,7 @@ def _default(name: str) -> str:
 @click.option("--distribute", type=click.Choice(DISTRIBUTIONS), help=f"tf.distribute strategy; auto = mirrored over several GPUs, multi-worker from TF_CONFIG. [{_default('distribute')}]")
 @click.option("--tensorboard", is_flag=True, default=None, help="Write TensorBoard logs to <output>/tensorboard.")
 @click.option("--model-option", "-o", "model_options", multiple=True, metavar="KEY=VALUE", help="A zoo model option, e.g. -o alpha=0.5 -o input_size=48 (repeatable).")
+@model_loading_options
 @click.option("--output", type=click.Path(), help="Model folder to write. [default models/<model>-<dataset>]")
 @click.option("--force", is_flag=True, help="Replace an existing output folder.")
 @click.option("--resume", is_flag=True, help="Continue the run saved in --output from its last checkpoint.")

@@ -58,6 +58,9 @@ class CompressConfig(FlatConfig):
     learning_rate: float | None = None
     calibration_samples: int = 500
     precision: str = "auto"
+    preprocess: str | None = None
+    custom_objects: str | None = None
+    unsafe_deserialization: bool = False
 
     kind = "compression"
 

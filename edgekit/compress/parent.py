@@ -76,8 +76,15 @@ class Parent:
         return resolved
 
     def check_dataset(self, dataset) -> None:
-        """A folder's data must preprocess as it did in training (same files, same split)."""
+        """A folder's data must preprocess as it did in training (same files, same split).
+
+        Only a standardisation edgekit train fitted on the training split fingerprints the data;
+        a stated or model-read contract says nothing about which files were used.
+        """
         if self.manifest is None:
+            return
+        contract = self.manifest.get("input_contract") or {}
+        if contract and contract.get("source") != "train":
             return
         recorded = self.manifest.get("dataset", {}).get("preprocessing")
         if not recorded:
@@ -91,13 +98,30 @@ class Parent:
                     "Point --data-dir at the data the parent was trained on"
                 )
 
-    def load_model(self):
-        """The parent's tf-keras model (a fresh load; stages clone it before changing weights)."""
+    def load_model(self, settings=None):
+        """The parent's Keras model (a fresh load; stages clone it before changing weights)."""
         if self.model is not None:
             return self.model
         from edgekit.models import load_model_file
 
-        return load_model_file(self.model_path)
+        return load_model_file(self.model_path, settings=settings)
+
+    def with_contract(self, dataset, model, stated=None):
+        """``dataset`` under the parent's input contract (edgekit.data.contract), decided once."""
+        from edgekit.data.contract import leading_preprocessing_layers, record_of, resolve_contract
+
+        recorded_in = (f"{Path(self.path) / manifest_io.MANIFEST_NAME}"
+                       if self.manifest is not None and self.path else "")
+        recorded = record_of(self.manifest)
+        if recorded is None and self.model_path is not None:
+            from edgekit.data.contract import recorded_beside
+
+            recorded, recorded_in = recorded_beside(self.model_path)
+        contract = resolve_contract(dataset, stated=stated,
+                                    model_layers=leading_preprocessing_layers(model),
+                                    recorded=recorded, recorded_in=recorded_in,
+                                    model_source=f"model {self.source}")
+        return dataset.with_contract(contract)
 
     def check_fits(self, model, dataset) -> None:
         """DataError unless the dataset's samples and classes fit the model."""
@@ -126,6 +150,10 @@ class Parent:
     @staticmethod
     def keras_bytes(model) -> bytes:
         """The parent saved as .keras without optimizer state, like the result, so sizes compare."""
+        saved_model = getattr(model, "_edgekit_saved_model", None)
+        if saved_model:  # a Keras-less SavedModel: its own files
+            return b"".join(item.read_bytes() for item in sorted(Path(saved_model).rglob("*"))
+                            if item.is_file())
         with tempfile.TemporaryDirectory(prefix="edgekit-") as folder:
             path = Path(folder) / "model.keras"
             model.save(path)
@@ -139,6 +167,15 @@ class Parent:
         if self.model_path is not None and self.model_path.is_file():
             entry["file"] = str(self.model_path)
             entry["sha256"] = manifest_io.sha256_file(self.model_path)
+        if self.model_path is not None and self.model_path.exists():
+            from edgekit.models.fileinfo import read_model_info
+
+            info = read_model_info(self.model_path)  # which Keras wrote it, read off the file
+            entry["writer"], entry["keras_version"] = info.writer, info.keras_version
+        elif self.model is not None:
+            from edgekit.models.keras3 import is_keras3_model
+
+            entry["writer"] = "keras3" if is_keras3_model(self.model) else "tf-keras"
         if self.manifest is not None:
             entry["manifest_name"] = self.manifest.get("name")
             entry["stage"] = self.manifest.get("stage")

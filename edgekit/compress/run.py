@@ -14,6 +14,13 @@ from edgekit.compress.parent import Parent, resolve_parent
 from edgekit.config import shell_command
 
 KERAS_FILE = "model.keras"
+SAVED_MODEL_FOLDER = "saved_model"
+# Set by edgekit.models.keras3 on the model it wraps around a Keras-less SavedModel.
+SAVED_MODEL_ATTRIBUTE = "_edgekit_saved_model"
+# The layer-table column each fine-tuning stage reads (edgekit.compress.layers).
+_LAYER_TECHNIQUE = {"prune": "prune", "cluster": "cluster", "qat": "qat"}
+# How far a Keras 3 model rebuilt as tf-keras may differ from the original (issue 8).
+CONVERSION_TOLERANCE = 1e-5
 TFLITE_FILE = "model.tflite"
 
 
@@ -41,7 +48,8 @@ class CompressResult:
 
     @property
     def keras_path(self) -> Path:
-        return self.output_dir / KERAS_FILE
+        """The Keras model (model.keras; a Keras-less SavedModel parent's copy, saved_model/)."""
+        return self.output_dir / (self.manifest.get("model") or {}).get("file", KERAS_FILE)
 
     @property
     def tflite_path(self) -> Path:
@@ -97,6 +105,15 @@ def compress(model, output_dir: str | os.PathLike | None = None, force: bool = F
         options["dataset"] = dataset
     in_memory = not isinstance(model, (str, os.PathLike))
     options["model"] = f"<in-memory model {getattr(model, 'name', '?')}>" if in_memory else str(model)
+    custom_objects = options.get("custom_objects")
+    if custom_objects is not None and not isinstance(custom_objects, (str, os.PathLike)):
+        options.pop("custom_objects")  # a dict of classes: Python only, not a plain config value
+    elif custom_objects is not None:
+        options["custom_objects"] = os.fspath(custom_objects)
+    if options.get("preprocess") is not None:
+        from edgekit.data.contract import preprocess_text
+
+        options["preprocess"] = preprocess_text(options["preprocess"])
     given = {key: value for key, value in options.items() if key != "model"}
     config = CompressConfig.from_options(options)
     parent = resolve_parent(model, config)
@@ -111,14 +128,33 @@ def compress(model, output_dir: str | os.PathLike | None = None, force: bool = F
         loaded_dataset = load_dataset(config.dataset, data_dir=config.data_dir, seed=config.seed,
                                       validation_fraction=config.validation_fraction)
     parent.check_dataset(loaded_dataset)
-    parent_model = parent.load_model()
+    from edgekit.models.loading import load_settings
+
+    objects = custom_objects if custom_objects is not None else config.custom_objects
+    settings = load_settings(objects, config.unsafe_deserialization,
+                             parent.manifest if objects is None else None,
+                             source=f"model {parent.source}")
+    parent_model = parent.load_model(settings)
+    from edgekit.models.keras3 import functional_view
+
+    parent_model = functional_view(parent_model, loaded_dataset.sample_shape, config.fine_tunes,
+                                   f"model {parent.source}")
 
     from edgekit.compress.stages import wanted_stages
 
+    from edgekit.models.keras3 import is_keras3_model
+
     stages = wanted_stages(config)
-    for stage in stages:  # a layer a technique cannot handle stops the run before any work
-        stage.check(parent_model, config)
+    if not is_keras3_model(parent_model):
+        for stage in stages:  # a layer a technique cannot handle stops the run before any work
+            stage.check(parent_model, config)
     parent.check_fits(parent_model, loaded_dataset)
+    loaded_dataset = parent.with_contract(loaded_dataset, parent_model, config.preprocess)
+    if progress:
+        print(loaded_dataset.contract.line(), flush=True)
+    working_model, conversion = _working_model(parent_model, config, loaded_dataset, parent)
+    for stage in stages:  # on the tf-keras rebuild of a Keras 3 model too
+        stage.check(working_model, config)
     command = None if in_memory else shell_command(
         "edgekit", ["compress", *config.to_cli_args(), "--output", str(final)])
 
@@ -126,7 +162,9 @@ def compress(model, output_dir: str | os.PathLike | None = None, force: bool = F
     staging.mkdir(parents=True)
     try:
         manifest = _run(config, parent, parent_model, loaded_dataset, stages, staging, final,
-                        progress)
+                        progress, settings, working_model)
+        if conversion is not None:
+            manifest["keras3_conversion"] = conversion
         manifest["options"] = given
         manifest["command"] = command
         manifest_io.write_manifest(staging, manifest)
@@ -137,8 +175,39 @@ def compress(model, output_dir: str | os.PathLike | None = None, force: bool = F
     return CompressResult(output_dir=final, manifest=manifest)
 
 
+def _working_model(parent_model, config: CompressConfig, dataset, parent: Parent):
+    """The model the techniques work on, and the Keras 3 conversion's record (or None).
+
+    Post-training quantization converts a Keras 3 model directly. Pruning, clustering and QAT
+    need tf-keras (tfmot): the Keras 3 graph is rebuilt as tf-keras and proven equal on the test
+    split (max |diff| <= 1e-5) before any technique runs.
+    """
+    from edgekit.models.keras3 import is_keras3_model
+
+    if not is_keras3_model(parent_model) or not config.fine_tunes:
+        return parent_model, None
+    from edgekit.errors import ModelError
+    from edgekit.models.keras3_rebuild import (UNSUPPORTED_HINT, max_abs_difference,
+                                               rebuild_as_tf_keras)
+
+    rebuilt = rebuild_as_tf_keras(parent_model, source=f"model {parent.source}", flatten=True)
+    x_test, _ = dataset.preprocessed("test")
+    difference = max_abs_difference(parent_model, rebuilt, x_test)
+    if not difference <= CONVERSION_TOLERANCE:
+        raise ModelError(
+            f"model {parent.source} rebuilt as tf-keras for pruning / clustering / QAT differs "
+            f"from the Keras 3 original by up to {difference:.3g} on the test split (allowed "
+            f"{CONVERSION_TOLERANCE:g}); {UNSUPPORTED_HINT}")
+    import keras as keras3
+
+    return rebuilt, {"from": "keras3", "keras_version": keras3.__version__,
+                     "to": "tf-keras", "max_abs_diff": float(difference),
+                     "tolerance": CONVERSION_TOLERANCE, "split": "test",
+                     "samples": int(len(x_test))}
+
+
 def _run(config: CompressConfig, parent: Parent, parent_model, dataset, stages, staging: Path,
-         final: Path, progress: bool) -> dict:
+         final: Path, progress: bool, settings, working_model=None) -> dict:
     from edgekit._compat import keras, tensorflow
     from edgekit.compress import measure
     from edgekit.compress.stages import StageContext
@@ -148,6 +217,7 @@ def _run(config: CompressConfig, parent: Parent, parent_model, dataset, stages, 
     from edgekit.runtimes.litert import LiteRTModel
     from edgekit.train.evaluate import classification_report
     from edgekit.train.precision import resolve_precision
+    from edgekit.compress.layers import custom_layers_left_alone
 
     started = time.time()
     tf_keras = keras()
@@ -180,13 +250,20 @@ def _run(config: CompressConfig, parent: Parent, parent_model, dataset, stages, 
     reference_sizes = (rows[1]["bytes"], rows[1]["gzip_bytes"])
 
     records, seconds = {}, {}
-    current, keras_model, tflite = parent_model, parent_model, None
+    working_model = parent_model if working_model is None else working_model
+    current, keras_model, tflite = working_model, working_model, None
     for stage in stages:
         if progress:
             print(f"compress: {stage.name} ({config.recipe()})", flush=True)
         stage_started = time.time()
         outcome = stage.apply(current, context)
         seconds[stage.name] = round(time.time() - stage_started, 2)
+        left_alone = custom_layers_left_alone(current, _LAYER_TECHNIQUE.get(stage.name, ""))
+        if left_alone and stage.name in _LAYER_TECHNIQUE:
+            outcome.record["custom_layers_left_alone"] = left_alone
+            if progress:
+                print(f"compress: {stage.name} left custom layer(s) {', '.join(left_alone)} as they "
+                      "are (no tfmot interface for it)", flush=True)
         records[stage.name] = outcome.record
         context.applied[stage.name] = outcome.record
         current = outcome.model
@@ -197,9 +274,19 @@ def _run(config: CompressConfig, parent: Parent, parent_model, dataset, stages, 
         if outcome.tflite is not None:
             tflite = outcome.tflite
 
-    keras_model.save(staging / KERAS_FILE)
+    saved_model = getattr(keras_model, SAVED_MODEL_ATTRIBUTE, None)
+    if saved_model:
+        # A SavedModel with no Keras model inside stays one: copied as it is, never re-saved
+        # around a layer that would have to load it again.
+        import shutil
+
+        shutil.copytree(saved_model, staging / SAVED_MODEL_FOLDER)
+        model_name, model_format = SAVED_MODEL_FOLDER, "saved_model"
+    else:
+        keras_model.save(staging / KERAS_FILE)
+        model_name, model_format = KERAS_FILE, "keras"
     (staging / TFLITE_FILE).write_bytes(tflite)
-    model_files = {"file": KERAS_FILE, "format": "keras", "tflite": TFLITE_FILE}
+    model_files = {"file": model_name, "format": model_format, "tflite": TFLITE_FILE}
     if "qat" in records:
         from edgekit.compress.qat import save_qat_model
 
@@ -207,12 +294,14 @@ def _run(config: CompressConfig, parent: Parent, parent_model, dataset, stages, 
         model_files.update(qat_file=name, qat_format=save_format,
                            qat_note="reload inside tfmot.quantization.keras.quantize_scope()")
     # Measure what the folder holds: the files reloaded from disk, not the objects in memory.
-    reloaded = tf_keras.models.load_model(staging / KERAS_FILE, compile=False)
+    from edgekit.models import load_model_file
+
+    reloaded = load_model_file(staging / model_name, settings=settings)
     runtime = LiteRTModel.load(staging / TFLITE_FILE)
     keras_probabilities = measure.keras_probabilities(reloaded, x_test, from_logits)
     tflite_probabilities = measure.tflite_probabilities(runtime, x_test, from_logits)
     rows.append(measure.keras_row("compressed keras", reloaded,
-                                  (staging / KERAS_FILE).read_bytes(), keras_probabilities,
+                                  _model_bytes(staging / model_name), keras_probabilities,
                                   y_test, parent_accuracy))
     rows.append(measure.tflite_row("compressed tflite", mode.name, tflite,
                                    tflite_probabilities, y_test, parent_accuracy,
@@ -231,7 +320,8 @@ def _run(config: CompressConfig, parent: Parent, parent_model, dataset, stages, 
                     "stage_seconds": seconds},
         "dataset": dataset.describe(),
         "model": {**model_files, "outputs": "logits" if from_logits else "probabilities",
-                  **describe_model(reloaded)},
+                  **settings.record(), **describe_model(reloaded)},
+        "input_contract": dataset.contract.to_dict(),
         "stages": records,
         "evaluation": {
             "test": classification_report(y_test, keras_probabilities, dataset.class_names),
@@ -253,3 +343,10 @@ def _run(config: CompressConfig, parent: Parent, parent_model, dataset, stages, 
                                    "seed": config.seed, "split": "train"}
     return manifest
 
+
+
+def _model_bytes(path: Path) -> bytes:
+    """A model file's bytes; a SavedModel folder's files concatenated (for its sizes)."""
+    if path.is_dir():
+        return b"".join(item.read_bytes() for item in sorted(path.rglob("*")) if item.is_file())
+    return path.read_bytes()

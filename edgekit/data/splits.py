@@ -115,4 +115,5 @@ def build_dataset(name: str, raw: RawSplits, seed: int, validation_fraction: flo
         source=raw.source,
         kind=raw.kind,
         augmentable=dict(raw.augmentable),
+        raw_dtype=np.asarray(raw.x_train[:1]).dtype.name,
     )

@@ -54,6 +54,9 @@ class ExportConfig:
     fp32_max_abs_diff: float = 1e-4
     fp16_min_agreement: float = 0.995
     int8_min_agreement: float = 0.98
+    preprocess: str | None = None
+    custom_objects: str | None = None
+    unsafe_deserialization: bool = False
 
     @classmethod
     def field_names(cls) -> list[str]:

@@ -62,10 +62,15 @@ def write_mobile_bundle(folder: str | os.PathLike, zip_path: str | os.PathLike,
         "input": {**described["input"], "layout": _layout(sample_shape)},
         "output": {**described["output"], "meaning": "class probabilities (softmax), one per label"},
         "normalization": {"scale": float(preprocessing["scale"]),
-                          "mean": float(preprocessing["mean"]),
-                          "std": float(preprocessing["std"]),
+                          "mean": _plain(preprocessing["mean"]),
+                          "std": _plain(preprocessing["std"]),
                           "formula": "(x * scale - mean) / std",
-                          "raw_sample_shape": list(sample_shape)},
+                          "per_channel": isinstance(preprocessing["mean"], list)
+                          or isinstance(preprocessing["std"], list),
+                          "none": bool(preprocessing.get("none", False)),
+                          "raw_sample_shape": list(sample_shape),
+                          "raw_range": _raw_range(preprocessing),
+                          "source": preprocessing.get("detail") or preprocessing.get("source")},
         "labels": {"file": LABELS_FILE, "class_names": list(class_names)},
         "steps": [
             "x = (raw * normalization.scale - normalization.mean) / normalization.std",
@@ -84,10 +89,23 @@ def write_mobile_bundle(folder: str | os.PathLike, zip_path: str | os.PathLike,
     return metadata
 
 
+def _plain(value):
+    return [float(v) for v in value] if isinstance(value, list) else float(value)
+
+
+def _raw_range(preprocessing: dict):
+    raw = preprocessing.get("raw") or {}
+    if raw.get("min") is None or raw.get("max") is None:
+        return None
+    return [float(raw["min"]), float(raw["max"])]
+
+
 def preprocess(raw: np.ndarray, metadata: dict) -> np.ndarray:
     """Raw samples to the bundle model's input tensor, following ``metadata.json`` only."""
     norm = metadata["normalization"]
-    x = (np.asarray(raw, dtype=np.float32) * norm["scale"] - norm["mean"]) / norm["std"]
+    mean = np.asarray(norm["mean"], dtype=np.float32)  # one value, or one per channel (last axis)
+    std = np.asarray(norm["std"], dtype=np.float32)
+    x = (np.asarray(raw, dtype=np.float32) * np.float32(norm["scale"]) - mean) / std
     quantization = metadata["input"]["quantization"]
     dtype = np.dtype(metadata["input"]["dtype"])
     if not quantization:
@@ -134,15 +152,35 @@ def _readme(metadata: dict) -> str:
     shape = ", ".join(str(size) for size in norm["raw_sample_shape"])
     elements = int(np.prod(norm["raw_sample_shape"]))
     classes = len(metadata["labels"]["class_names"])
+    per_channel = isinstance(norm["mean"], list) or isinstance(norm["std"], list)
+    channels = int(norm["raw_sample_shape"][-1]) if norm["raw_sample_shape"] else 1
+    normalized = ("(v * SCALE - MEAN[i % CHANNELS]) / STD[i % CHANNELS]" if per_channel
+                  else "(v * SCALE - MEAN) / STD")
+    loop = "for ((i, v) in raw.withIndex())" if per_channel else "for (v in raw)"
     kotlin_input = (
         f"""    val q = inputQuantization  // scale {inp['quantization']['scale']!r}, zero point {inp['quantization']['zero_point']}
     val input = ByteBuffer.allocateDirect({elements}).order(ByteOrder.nativeOrder())
-    for (v in raw) input.put((Math.round(((v * SCALE - MEAN) / STD) / q.scale) + q.zeroPoint)
+    {loop} input.put((Math.round(({normalized}) / q.scale) + q.zeroPoint)
         .coerceIn(-128, 127).toByte())"""
         if quantized_in else
         f"""    val input = ByteBuffer.allocateDirect({elements} * 4).order(ByteOrder.nativeOrder())
-    for (v in raw) input.putFloat((v * SCALE - MEAN) / STD)"""
+    {loop} input.putFloat({normalized})"""
     )
+    kotlin_constants = _kotlin_constants(norm, per_channel, channels)
+    raw_range = norm.get("raw_range")
+    raw_note = (f" Raw values seen in the data: {raw_range[0]:g} to {raw_range[1]:g}."
+                if raw_range else "")
+    if norm.get("none"):
+        preprocessing_text = (f"**Preprocessing**: none. The model takes raw samples of shape "
+                              f"({{shape}}) as they are (it scales its own input, or was trained on "
+                              f"raw values).{raw_note}")
+    else:
+        preprocessing_text = (f"**Preprocessing**, exactly as in training: `x = (raw * "
+                              f"{norm['scale']!r} - {norm['mean']!r}) / {norm['std']!r}`"
+                              + (" (mean and std per channel, the last axis)" if per_channel else "")
+                              + " for every value of a raw sample of shape ({shape})"
+                              + f".{raw_note}")
+    source_note = f" Input contract from {norm['source']}." if norm.get("source") else ""
     kotlin_output = (
         f"""    val output = ByteBuffer.allocateDirect({classes}).order(ByteOrder.nativeOrder())
     // ... after running: probability[i] = (output.get(i) - {out['quantization']['zero_point']}) * {out['quantization']['scale']!r}f"""
@@ -163,8 +201,7 @@ def _readme(metadata: dict) -> str:
 the batch), {input_note}. **Output** `{out_name}`: shape `{out['shape']}`, {out['dtype']}
 {"(dequantize with the output scale and zero point)" if quantized_out else ""}: one probability per label.
 
-**Preprocessing**, exactly as in training: `x = (raw * {norm['scale']!r} - {norm['mean']!r}) / {norm['std']!r}`
-for every value of a raw sample of shape ({shape}){", then `q = round(x / scale) + zero_point`, clipped to int8" if quantized_in else ""}.
+{preprocessing_text.format(shape=shape)}{source_note}{" Then `q = round(x / scale) + zero_point`, clipped to int8." if quantized_in else ""}
 
 ## Android (Kotlin, LiteRT)
 
@@ -174,9 +211,7 @@ import org.tensorflow.lite.Interpreter
 import java.nio.ByteBuffer
 import java.nio.ByteOrder
 
-const val SCALE = {norm['scale']!r}f
-const val MEAN = {norm['mean']!r}f
-const val STD = {norm['std']!r}f
+{kotlin_constants}
 
 fun classify(context: android.content.Context, raw: FloatArray): String {{
     val model = context.assets.open("{model['file']}").readBytes()
@@ -206,7 +241,7 @@ interpreter = Interpreter(model_path="{model['file']}")
 run = interpreter.get_signature_runner("{signature['key']}")
 
 def classify(raw):  # raw: array of shape (N, {shape})
-    x = (np.asarray(raw, np.float32) * norm["scale"] - norm["mean"]) / norm["std"]
+    x = (np.asarray(raw, np.float32) * norm["scale"] - np.float32(norm["mean"])) / np.float32(norm["std"])
     if inp["quantization"]:
         q = inp["quantization"]
         x = np.clip(np.round(x / q["scale"]) + q["zero_point"], -128, 127).astype(inp["dtype"])
@@ -217,3 +252,16 @@ def classify(raw):  # raw: array of shape (N, {shape})
     return [metadata["labels"]["class_names"][i] for i in y.argmax(axis=1)]
 ```
 """
+
+
+def _kotlin_constants(norm: dict, per_channel: bool, channels: int) -> str:
+    if not per_channel:
+        return (f"const val SCALE = {norm['scale']!r}f\nconst val MEAN = {norm['mean']!r}f\n"
+                f"const val STD = {norm['std']!r}f")
+
+    def array(value):
+        values = value if isinstance(value, list) else [value] * channels
+        return "floatArrayOf(" + ", ".join(f"{v!r}f" for v in values) + ")"
+
+    return (f"const val SCALE = {norm['scale']!r}f\nconst val CHANNELS = {channels}\n"
+            f"val MEAN = {array(norm['mean'])}\nval STD = {array(norm['std'])}")

@@ -87,12 +87,22 @@ def convert_to_onnx(model, opset: int = DEFAULT_OPSET):
     tf = tensorflow()
     import tf2onnx
 
-    input_name = model.input_names[0]
+    from edgekit.models.keras3 import is_keras3_model
+
+    keras3 = is_keras3_model(model)
+    input_name = model.inputs[0].name if keras3 else model.input_names[0]
     spec = (tf.TensorSpec((None, *model.input_shape[1:]), tf.float32, name=input_name),)
     collector = _LogCollector()
     try:
         with _tf2onnx_logs(collector), quiet_stderr():
-            proto, _ = tf2onnx.convert.from_keras(model, input_signature=spec, opset=opset)
+            if keras3:
+                # tf2onnx's from_keras reads tf-keras internals (KeyError 'keras_tensor_N' on
+                # Keras 3); the model traced as a tf.function converts the same graph.
+                function = tf.function(lambda x: model(x, training=False))
+                proto, _ = tf2onnx.convert.from_function(function, input_signature=spec,
+                                                         opset=opset)
+            else:
+                proto, _ = tf2onnx.convert.from_keras(model, input_signature=spec, opset=opset)
     except Exception as error:  # noqa: BLE001  (tf2onnx raises anything from KeyError up)
         raise ModelError(_failure(model, collector, error)) from None
     logged = {op for op, _ in collector.unsupported}

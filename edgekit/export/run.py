@@ -64,7 +64,7 @@ class FidelityError(RunFailedError):
 
 
 def export(model: str | os.PathLike, output_dir: str | os.PathLike | None = None,
-           force: bool = False, **options) -> ExportResult:
+           force: bool = False, progress: bool = False, **options) -> ExportResult:
     """Export a model to TFLite, ONNX, a Triton repository and a mobile bundle, and check each.
 
     Every artifact is compared with the Keras model on the dataset's test split (or the first
@@ -77,6 +77,7 @@ def export(model: str | os.PathLike, output_dir: str | os.PathLike | None = None
         output_dir: the export folder (default ``<model folder>/export``, or
             ``<file's folder>/<stem>-export``).
         force: replace an existing export folder.
+        progress: print the input contract line (the CLI does).
         **options: fields of :class:`edgekit.export.config.ExportConfig` (to, opset, samples,
             triton_repository, thresholds, ...).
 
@@ -95,9 +96,27 @@ def export(model: str | os.PathLike, output_dir: str | os.PathLike | None = None
     """
     from edgekit.export.source import resolve_source
 
+    if not isinstance(model, (str, os.PathLike)):
+        return _export_object(model, output_dir, force, progress, options)
+    options = dict(options)
+    custom_objects = options.get("custom_objects")
+    if custom_objects is not None and not isinstance(custom_objects, (str, os.PathLike)):
+        options.pop("custom_objects")  # a dict of classes: Python only, not a plain config value
+    elif custom_objects is not None:
+        options["custom_objects"] = os.fspath(custom_objects)
+    if options.get("preprocess") is not None:
+        from edgekit.data.contract import preprocess_text
+
+        options["preprocess"] = preprocess_text(options["preprocess"])
     config = ExportConfig.from_options(options)
     source = resolve_source(model, dataset=config.dataset, data_dir=config.data_dir,
-                            seed=config.seed, calibration_samples=config.calibration_samples)
+                            seed=config.seed, calibration_samples=config.calibration_samples,
+                            preprocess=config.preprocess,
+                            custom_objects=custom_objects if custom_objects is not None
+                            else config.custom_objects,
+                            unsafe_deserialization=config.unsafe_deserialization)
+    if progress:
+        print(source.dataset.contract.line(), flush=True)
     final = Path(output_dir) if output_dir is not None else source.default_output()
     _check_writable(final, force)
     staging = outputs.staging_path(final)
@@ -129,6 +148,37 @@ def export(model: str | os.PathLike, output_dir: str | os.PathLike | None = None
             + " / ".join(_threshold_flags(job.artifacts[name]["fidelity"]) for name in failed)
             + " only if that is acceptable", result)
     return result
+
+
+def _export_object(model, output_dir, force: bool, progress: bool, options: dict) -> ExportResult:
+    """A live model object (tf-keras or Keras 3): saved to a scratch folder, exported from there.
+
+    A functional model goes through a .keras file; a subclassed Keras 3 model through its traced
+    call (``model.export``, a SavedModel), as post-training quantization sees it.
+    """
+    import contextlib
+    import io
+    import tempfile
+
+    from edgekit.errors import ModelError, OptionError
+    from edgekit.models.keras3 import is_subclassed
+
+    name = str(getattr(model, "name", "model"))
+    if output_dir is None:
+        raise OptionError(f"exporting the in-memory model {name!r} needs output_dir= (it has no "
+                          "folder of its own); e.g. export(model, output_dir='exports/mine')")
+    if not hasattr(model, "save"):
+        raise ModelError(f"export takes a Keras model, a model folder or a model file; received "
+                         f"a {type(model).__name__}")
+    with tempfile.TemporaryDirectory(prefix="edgekit-object-") as folder:
+        if is_subclassed(model):
+            path = Path(folder) / name
+            with contextlib.redirect_stdout(io.StringIO()):
+                model.export(str(path), verbose=False)
+        else:
+            path = Path(folder) / f"{name}.keras"
+            model.save(path)
+        return export(path, output_dir=output_dir, force=force, progress=progress, **options)
 
 
 def _threshold_flags(fidelity_record: dict) -> str:
@@ -170,7 +220,9 @@ def _manifest(job: ExportJob, seconds: float) -> dict:
                                              "--output", str(job.final)]),
         "config": config.to_dict(),
         "dataset": source.dataset.describe(),
-        "model": describe_model(source.model),
+        "input_contract": source.dataset.contract.to_dict(),
+        "model": {**describe_model(source.model),
+                  **(source.settings.record() if source.settings is not None else {})},
         "fidelity": {"split": "test", "samples": int(len(job.x)),
                      "reference": str(source.model_file),
                      "calibration": {"samples": int(len(job.calibration()))

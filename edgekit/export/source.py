@@ -7,7 +7,6 @@ rather than converting again. A user's .keras / .h5 / SavedModel needs ``--datas
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +53,7 @@ class ExportSource:
     qat_model: object = None
     calibration_samples: int = 500
     seed: int = DEFAULT_SEED
+    settings: object = None  # edgekit.models.loading.LoadSettings the model was loaded with
 
     def default_output(self) -> Path:
         """``<model folder>/export``, or ``<file's folder>/<stem>-export`` for a model file."""
@@ -73,7 +73,8 @@ class ExportSource:
 
 def resolve_source(model: str | os.PathLike, dataset: str | None = None,
                    data_dir: str | None = None, seed: int | None = None,
-                   calibration_samples: int | None = None) -> ExportSource:
+                   calibration_samples: int | None = None, preprocess=None,
+                   custom_objects=None, unsafe_deserialization: bool = False) -> ExportSource:
     """Load MODEL (a model folder or a model file) with its dataset.
 
     Raises:
@@ -84,18 +85,40 @@ def resolve_source(model: str | os.PathLike, dataset: str | None = None,
     path = Path(model).expanduser()
     if path.suffix.lower() in ARTIFACT_SUFFIXES:
         _refuse_artifact(path)
+    loading = (preprocess, custom_objects, unsafe_deserialization)
     if path.is_dir() and (path / manifest_io.MANIFEST_NAME).is_file():
-        return _from_folder(path, dataset, data_dir, seed, calibration_samples)
+        return _from_folder(path, dataset, data_dir, seed, calibration_samples, loading)
     if not path.exists() and not is_model_file(str(model)):
         raise ModelError(
             f"model {str(model)!r} does not exist; expected a model folder from edgekit train / "
             "compress, or a .keras / .h5 / SavedModel path"
         )
-    return _from_file(path, dataset, data_dir, seed, calibration_samples)
+    return _from_file(path, dataset, data_dir, seed, calibration_samples, loading)
 
 
-def _from_folder(folder: Path, dataset_spec, data_dir, seed, calibration_samples) -> ExportSource:
-    from edgekit.data import Preprocessing, load_dataset
+def _under_contract(loaded, model, stated, manifest, recorded_in: str, source: str,
+                    recorded=None):
+    """The dataset under the model's input contract (edgekit.data.contract), decided once."""
+    from edgekit.data.contract import leading_preprocessing_layers, record_of, resolve_contract
+
+    contract = resolve_contract(loaded, stated=stated,
+                                model_layers=leading_preprocessing_layers(model),
+                                recorded=recorded or record_of(manifest), recorded_in=recorded_in,
+                                model_source=source)
+    return loaded.with_contract(contract)
+
+
+def _settings(loading, manifest, source: str):
+    from edgekit.models.loading import load_settings
+
+    _, custom_objects, unsafe = loading
+    return load_settings(custom_objects, unsafe, manifest if custom_objects is None else None,
+                         source=source)
+
+
+def _from_folder(folder: Path, dataset_spec, data_dir, seed, calibration_samples,
+                 loading) -> ExportSource:
+    from edgekit.data import load_dataset
 
     manifest = manifest_io.read_manifest(folder)
     if manifest.get("stage") == "export":
@@ -104,7 +127,8 @@ def _from_folder(folder: Path, dataset_spec, data_dir, seed, calibration_samples
             f"({manifest.get('parent', {}).get('path', 'its parent')}). Pass that folder"
         )
     model_file = folder / manifest.get("model", {}).get("file", "model.keras")
-    keras_model = load_keras(model_file)
+    settings = _settings(loading, manifest, f"model folder {str(folder)!r}")
+    keras_model = load_keras(model_file, settings)
     chain = _manifest_chain(folder, manifest)
     spec = dataset_spec or _first(chain, "dataset") or manifest.get("dataset", {}).get("name")
     if not spec:
@@ -113,22 +137,22 @@ def _from_folder(folder: Path, dataset_spec, data_dir, seed, calibration_samples
     loaded = load_dataset(spec, data_dir=data_dir or _first(chain, "data_dir"), seed=seed,
                           validation_fraction=_first(chain, "validation_fraction",
                                                      DEFAULT_VALIDATION_FRACTION))
-    recorded = manifest.get("dataset", {}).get("preprocessing")
-    if recorded and dataset_spec is None:
-        # The manifest is the truth about what the model was trained on.
-        loaded = dataclasses.replace(loaded, preprocessing=Preprocessing.from_dict(recorded))
+    # The manifest's input contract is the truth about what the model takes, whatever --dataset.
+    loaded = _under_contract(loaded, keras_model, loading[0], manifest,
+                             str(folder / manifest_io.MANIFEST_NAME), f"model folder {str(folder)!r}")
     check_model_fits_dataset(keras_model, loaded, str(folder))
     return ExportSource(
         path=folder, name=folder.resolve().name, model=keras_model, model_file=model_file,
         dataset=loaded, folder=folder, manifest=manifest,
         recipe_tflite=_recipe_tflite(folder, manifest),
-        qat_model=_qat_model(folder, manifest, keras_model),
+        qat_model=_qat_model(folder, manifest, keras_model, settings), settings=settings,
         calibration_samples=calibration_samples or _first(chain, "calibration_samples", 500),
         seed=seed,
     )
 
 
-def _from_file(path: Path, dataset_spec, data_dir, seed, calibration_samples) -> ExportSource:
+def _from_file(path: Path, dataset_spec, data_dir, seed, calibration_samples,
+               loading) -> ExportSource:
     from edgekit.data import load_dataset
 
     if dataset_spec is None:
@@ -136,32 +160,40 @@ def _from_file(path: Path, dataset_spec, data_dir, seed, calibration_samples) ->
             f"exporting the model file {str(path)!r} needs --dataset (its test split checks "
             "fidelity and its training split calibrates int8); expected e.g. --dataset digits"
         )
-    keras_model = load_keras(path)
+    settings = _settings(loading, None, f"model {str(path)!r}")
+    keras_model = load_keras(path, settings)
     seed = DEFAULT_SEED if seed is None else seed
     loaded = load_dataset(dataset_spec, data_dir=data_dir, seed=seed)
+    from edgekit.data.contract import recorded_beside
+
+    beside, where = recorded_beside(path)
+    loaded = _under_contract(loaded, keras_model, loading[0], None, where, f"model {str(path)!r}",
+                             recorded=beside)
     check_model_fits_dataset(keras_model, loaded, str(path))
     from edgekit.export.onnx import is_quantization_aware
 
     return ExportSource(path=path, name=Path(str(path).rstrip("/")).stem, model=keras_model,
                         model_file=path, dataset=loaded,
                         qat_model=keras_model if is_quantization_aware(keras_model) else None,
-                        calibration_samples=calibration_samples or 500, seed=seed)
+                        calibration_samples=calibration_samples or 500, seed=seed,
+                        settings=settings)
 
 
-def load_keras(path: Path):
+def load_keras(path: Path, settings=None):
     """Load a model file; a quantization-aware one is retried inside tfmot's quantize scope."""
     from edgekit.models import load_model_file
 
     try:
-        return load_model_file(path)
+        return load_model_file(path, settings=settings)
     except ModelError as first:
-        if not Path(path).exists():
+        if not Path(path).exists() or "serialized Python code" in str(first) \
+                or "custom class" in str(first) or "custom objects" in str(first):
             raise
         try:
             import tensorflow_model_optimization as tfmot
 
             with tfmot.quantization.keras.quantize_scope():
-                return load_model_file(path)
+                return load_model_file(path, settings=settings)
         except (ImportError, ModelError):
             raise first from None
 
@@ -223,12 +255,12 @@ def _recipe_tflite(folder: Path, manifest: dict) -> tuple[Path, str] | None:
     return path, "int8" if config.get("qat") else (ptq[0] if ptq else "fp32")
 
 
-def _qat_model(folder: Path, manifest: dict, keras_model):
+def _qat_model(folder: Path, manifest: dict, keras_model, settings=None):
     from edgekit.export.onnx import is_quantization_aware
 
     if is_quantization_aware(keras_model):
         return keras_model
     name = (manifest.get("model") or {}).get(QAT_FILE_KEY)
     if name and (folder / name).exists():
-        return load_keras(folder / name)
+        return load_keras(folder / name, settings)
     return None

@@ -19,6 +19,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import re
 import sys
@@ -161,7 +162,8 @@ def convert_to_tflite(model, mode: str = "fp32", representative_data: np.ndarray
     from edgekit._compat import tensorflow
 
     tf = tensorflow()
-    converter = _make_converter(model, tf)
+    with contextlib.redirect_stdout(io.StringIO()):
+        converter = _make_converter(model, tf)
     if quantization_aware and representative_data is None:
         # Every range is learned: int8 without restricting the op set (which would demand a
         # representative dataset).
@@ -175,7 +177,10 @@ def convert_to_tflite(model, mode: str = "fp32", representative_data: np.ndarray
         converter.inference_output_type = tf.int8
     logs = []
     try:
-        with quiet_native_logs(logs):
+        # Keras 3's converter path saves the model first and prints "Saved artifact at ..." and
+        # its endpoints to stdout; that is not for the user (kept in the logs instead).
+        printed = io.StringIO()
+        with quiet_native_logs(logs), contextlib.redirect_stdout(printed):
             return bytes(converter.convert())
     except Exception as error:  # noqa: BLE001  (ConverterError, ValueError, RuntimeError...)
         raise ModelError(converter_failure(error, model.name, chosen.name, "".join(logs))) from None

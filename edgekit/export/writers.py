@@ -146,13 +146,26 @@ def _onnx_fp32(job: ExportJob):
     return job._onnx_fp32
 
 
+def contract_record(dataset) -> dict:
+    """The preprocessing (scale, mean, std) plus the input contract's source and raw data range.
+
+    What the ONNX metadata, the Triton config parameter and the mobile bundle carry: a client
+    needs the numbers, and a person needs to see where they came from.
+    """
+    record = dataset.preprocessing.to_dict()
+    if dataset.contract is not None:
+        record.update(source=dataset.contract.source, detail=dataset.contract.detail,
+                      raw=dataset.contract.raw)
+    return record
+
+
 def _onnx_metadata(job: ExportJob, precision: str) -> dict:
     import json
 
     dataset = job.source.dataset
     return {"edgekit.source": job.source.name, "edgekit.precision": precision,
             "edgekit.class_names": json.dumps(list(dataset.class_names)),
-            "edgekit.preprocessing": json.dumps(dataset.preprocessing.to_dict())}
+            "edgekit.preprocessing": json.dumps(contract_record(dataset))}
 
 
 # --- Triton -------------------------------------------------------------------------------
@@ -242,7 +255,7 @@ def write_mobile(job: ExportJob) -> None:
     folder = job.staging / "mobile"
     zip_path = job.staging / "mobile.zip"
     metadata = write_mobile_bundle(folder, zip_path, job.staging / source["file"], precision,
-                                   list(dataset.class_names), dataset.preprocessing.to_dict(),
+                                   list(dataset.class_names), contract_record(dataset),
                                    job.source.name, list(dataset.sample_shape))
     job.add({"name": "mobile", "format": "mobile", "precision": precision,
              "folder": "mobile", "source_artifact": source["name"],

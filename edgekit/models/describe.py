@@ -19,7 +19,7 @@ def check_single_input_output(model, source: str = "the model") -> None:
         ModelError: for anything that is not a single-input single-output tf-keras model.
     """
     tf_keras = keras()
-    if not isinstance(model, tf_keras.Model):
+    if not isinstance(model, tf_keras.Model) and not _is_keras3(model):
         raise ModelError(
             f"{source} is a {type(model).__module__}.{type(model).__name__}; expected a tf-keras "
             f"(Keras 2) model; build it with tf_keras or import edgekit before tensorflow"
@@ -58,25 +58,43 @@ def describe_model(model) -> dict[str, Any]:
         9610
     """
     check_single_input_output(model)
-    tf_keras = keras()
     trainable = _count(model.trainable_weights)
     non_trainable = _count(model.non_trainable_weights)
     last_layer = model.layers[-1]
     activation = getattr(last_layer, "activation", None)
+    keras3 = _is_keras3(model)
+    input_name = model.inputs[0].name if keras3 else model.input_names[0]
+    output_name = model.outputs[0].name if keras3 else model.output_names[0]
     return {
+        "keras": _keras_of(model),
         "name": model.name,
         "parameters": {
             "total": trainable + non_trainable,
             "trainable": trainable,
             "non_trainable": non_trainable,
         },
-        "input": _tensor_summary(model.input_names[0], model.inputs[0]),
+        "input": _tensor_summary(input_name, model.inputs[0]),
         "output": {
-            **_tensor_summary(model.output_names[0], model.outputs[0]),
+            **_tensor_summary(output_name, model.outputs[0]),
             "activation": getattr(activation, "__name__", None),
         },
-        "layers": sum(not isinstance(layer, tf_keras.layers.InputLayer) for layer in model.layers),
+        "layers": sum(type(layer).__name__ != "InputLayer" for layer in model.layers),
     }
+
+
+def _is_keras3(model) -> bool:
+    from edgekit.models.keras3 import is_keras3_model
+
+    return is_keras3_model(model)
+
+
+def _keras_of(model) -> dict:
+    """Which Keras the model object belongs to, and its version."""
+    if _is_keras3(model):
+        import keras as keras3
+
+        return {"api": "keras3", "version": keras3.__version__}
+    return {"api": "tf-keras", "version": keras().__version__}
 
 
 def _count(weights) -> int:
@@ -91,7 +109,8 @@ def _count(weights) -> int:
 
 def _tensor_summary(name: str, tensor) -> dict[str, Any]:
     shape = [None if size is None else int(size) for size in tensor.shape]
-    return {"name": name, "shape": shape, "dtype": tensor.dtype.name}
+    dtype = tensor.dtype if isinstance(tensor.dtype, str) else tensor.dtype.name
+    return {"name": name, "shape": shape, "dtype": dtype}
 
 
 def check_model_fits_dataset(model, dataset, source: str,

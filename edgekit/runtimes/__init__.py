@@ -17,10 +17,11 @@ __all__ = ["RUNTIMES", "LiteRTModel"]
 
 # Registered by name only: each module imports its runtime library inside its functions.
 from edgekit.runtimes.keras import KerasModel  # noqa: E402
+from edgekit.runtimes.keras3 import Keras3Model  # noqa: E402
 from edgekit.runtimes.onnxruntime import OnnxRuntimeModel  # noqa: E402
 from edgekit.runtimes.triton import TritonModel  # noqa: E402
 
-for _runtime in (KerasModel, OnnxRuntimeModel, TritonModel):
+for _runtime in (KerasModel, Keras3Model, OnnxRuntimeModel, TritonModel):
     if _runtime.name not in RUNTIMES:
         RUNTIMES.register(_runtime.name)(_runtime)
-__all__ += ["KerasModel", "OnnxRuntimeModel", "TritonModel"]
+__all__ += ["Keras3Model", "KerasModel", "OnnxRuntimeModel", "TritonModel"]

@@ -52,8 +52,13 @@ class KerasModel:
                                      input_signature=[signature])
 
     @classmethod
-    def load(cls, path: str | os.PathLike, num_threads: int | None = None) -> "KerasModel":
-        """Load a model file; ModelError for a missing or unreadable one."""
+    def load(cls, path: str | os.PathLike, num_threads: int | None = None, custom_objects=None,
+             unsafe_deserialization: bool | None = None) -> "KerasModel":
+        """Load a model file; ModelError for a missing or unreadable one.
+
+        ``custom_objects`` / ``unsafe_deserialization`` as in
+        :func:`edgekit.models.load_model_file` (None: what the folder's manifest recorded).
+        """
         from edgekit._compat import tensorflow
 
         path = Path(path)
@@ -68,14 +73,18 @@ class KerasModel:
                 pass
         from edgekit.models import load_model_file
 
+        loading = {"custom_objects": custom_objects,
+                   "unsafe_deserialization": unsafe_deserialization or None}
         try:
-            model = load_model_file(path)
+            model = load_model_file(path, **loading)
         except ModelError as first:
+            if "serialized Python code" in str(first) or "custom class" in str(first):
+                raise
             try:  # a quantization-aware model loads only inside tfmot's scope
                 import tensorflow_model_optimization as tfmot
 
                 with tfmot.quantization.keras.quantize_scope():
-                    model = load_model_file(path)
+                    model = load_model_file(path, **loading)
             except Exception:  # noqa: BLE001  (the first error says what is wrong)
                 raise first from None
         return cls(model, num_threads=num_threads, source=repr(str(path)))

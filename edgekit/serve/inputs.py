@@ -1,27 +1,29 @@
 """Turning an image or a .npy file into the batch a served model expects.
 
-Where the preprocessing comes from, in order (``--preprocess``):
+The model's input contract (:mod:`edgekit.data.contract`) says how raw samples become its input.
+Where it comes from, in order (``--preprocess``):
 
 * ``auto`` (default): the model config's ``parameters`` entry ``edgekit_preprocessing`` (JSON with
-  scale, mean, std) when the served config carries one. The client may run far from the
-  repository, so the server is the one place it can always ask; Triton's metadata has no field for
-  normalization. A .npy file is otherwise sent as it is (taken as model-ready), and an image is
-  refused rather than guessed at.
-* a model folder (or its ``manifest.json``) from ``edgekit train`` / ``compress``: the
-  preprocessing recorded in its manifest, the same the model was trained and exported with.
-* ``scale=S,mean=M,std=D``: the numbers themselves.
-* ``none``: images as pixels / 255, .npy files as they are.
+  scale, mean, std and the raw value range), which ``edgekit export`` writes. The client may run
+  far from the repository, so the server is the one place it can always ask; Triton's metadata
+  has no field for normalization. A .npy file is otherwise sent as it is (taken as model-ready),
+  and an image is refused rather than guessed at.
+* a model folder (or its ``manifest.json``) from ``edgekit train`` / ``compress``: the contract
+  recorded in its manifest.
+* ``scale=S,mean=M,std=D`` (per-channel lists allowed): the numbers themselves.
+* ``none``: the model takes raw samples as they are.
 
-Images are read with Pillow, converted to grey or RGB to match the input's channels, resized
-(bilinear) to its height and width, and mapped to ``pixel / 255``, which is ``x_raw * scale`` for
-every edgekit dataset (raw values span ``0 .. 1/scale``); then ``(v - mean) / std``.
+A .npy file holds raw samples. An image is read with Pillow, converted to grey or RGB to match the
+input's channels and resized (bilinear) to its height and width; its 0..255 pixels are the raw
+values, mapped onto the raw range the contract recorded when that range is not 0..255 (the
+bundled digits are 0..16: pixel * 16 / 255). Then the contract's preprocessing applies.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +41,14 @@ class ResolvedPreprocessing:
     preprocessing: Preprocessing | None
     source: str
     known: bool
+    raw: dict = field(default_factory=dict)  # the raw value range the contract recorded
+
+    def pixel_factor(self) -> float:
+        """What an image's 0..255 pixel is multiplied by to be a raw value of the contract."""
+        low, high = self.raw.get("min"), self.raw.get("max")
+        if low is None or high is None or low < 0 or high <= 0:
+            return 1.0
+        return float(high) / 255.0 if abs(high - 255.0) > 1e-6 else 1.0
 
 
 def resolve_preprocessing(spec: str, model_config: dict | None = None) -> ResolvedPreprocessing:
@@ -47,58 +57,52 @@ def resolve_preprocessing(spec: str, model_config: dict | None = None) -> Resolv
     Raises:
         OptionError: for a spec that is none of auto, none, KEY=VALUE numbers or a model folder.
     """
+    from edgekit.data.contract import parse_preprocess
+
     spec = (spec or "auto").strip()
+    served = _from_config(model_config or {})
+    raw = served[1] if served is not None else {}
     if spec == "none":
-        return ResolvedPreprocessing(None, "none (--preprocess none)", True)
+        return ResolvedPreprocessing(Preprocessing(), "none (--preprocess none)", True, raw)
     if spec == "auto":
-        found = _from_config(model_config or {})
-        if found is not None:
-            return ResolvedPreprocessing(found, "the served model config", True)
+        if served is not None:
+            return ResolvedPreprocessing(served[0], "the served model config", True, served[1])
         return ResolvedPreprocessing(None, "unknown (the served config records none)", False)
     if "=" in spec:
-        return ResolvedPreprocessing(_from_numbers(spec), "--preprocess", True)
+        return ResolvedPreprocessing(parse_preprocess(spec), "--preprocess", True, raw)
     path = Path(spec).expanduser()
     if path.exists():
-        return ResolvedPreprocessing(_from_manifest(path), str(path), True)
+        contract = _from_manifest(path)
+        return ResolvedPreprocessing(contract.preprocessing, str(path), True, contract.raw)
     raise OptionError(
         f"--preprocess {spec!r} is neither auto, none, scale=S,mean=M,std=D nor an existing model "
         "folder or manifest.json; e.g. --preprocess models/cnn-digits"
     )
 
 
-def _from_config(config: dict) -> Preprocessing | None:
+def _from_config(config: dict) -> tuple[Preprocessing, dict] | None:
     entry = (config.get("parameters") or {}).get(CONFIG_PARAMETER)
     if not entry:
         return None
     text = entry.get("string_value", "") if isinstance(entry, dict) else str(entry)
     try:
-        return Preprocessing.from_dict(json.loads(text))
-    except (ValueError, KeyError, TypeError):
+        values = json.loads(text)
+        return Preprocessing.from_dict(values), dict(values.get("raw") or {})
+    except (ValueError, KeyError, TypeError, AttributeError):
         raise OptionError(f"the served config's {CONFIG_PARAMETER} parameter is not JSON with scale, "
                           f"mean and std ({text!r}); pass --preprocess explicitly") from None
 
 
-def _from_numbers(spec: str) -> Preprocessing:
-    from edgekit.cli.common import parse_key_values
-
-    values = parse_key_values(tuple(part for part in spec.split(",") if part), "--preprocess")
-    unknown = set(values) - {"scale", "mean", "std"}
-    if unknown or not values:
-        raise OptionError(f"--preprocess takes scale=S,mean=M,std=D; received {spec!r}")
-    try:
-        return Preprocessing(**{key: float(value) for key, value in values.items()})
-    except (TypeError, ValueError):
-        raise OptionError(f"--preprocess numbers must be numbers; received {spec!r}") from None
-
-
-def _from_manifest(path: Path) -> Preprocessing:
+def _from_manifest(path: Path):
+    from edgekit.data.contract import record_of
     from edgekit.manifest import read_manifest
 
     manifest = read_manifest(path.parent if path.is_file() else path)
-    try:
-        return Preprocessing.from_dict(manifest["dataset"]["preprocessing"])
-    except (KeyError, TypeError, ValueError):
-        raise OptionError(f"{path} records no dataset preprocessing; pass --preprocess scale=S,mean=M,std=D") from None
+    contract = record_of(manifest)
+    if contract is None:
+        raise OptionError(f"{path} records no input contract; pass --preprocess "
+                          "scale=S,mean=M,std=D or --preprocess none")
+    return contract
 
 
 def load_batch(path: str | os.PathLike, input_shape: list[int], dtype: str,
@@ -127,11 +131,11 @@ def load_batch(path: str | os.PathLike, input_shape: list[int], dtype: str,
         raise DataError(
             f"cannot tell how to preprocess image {path.name}: the served model config records no "
             f"preprocessing; pass --preprocess MODEL_FOLDER (from edgekit train), "
-            "--preprocess scale=S,mean=M,std=D, or --preprocess none for pixels / 255"
+            "--preprocess scale=S,mean=M,std=D, or --preprocess none for 0..255 pixels as they are"
         )
-    values = _read_image(path, input_shape)[np.newaxis]
+    values = _read_image(path, input_shape)[np.newaxis] * np.float32(resolved.pixel_factor())
     if resolved.preprocessing is not None:
-        values = (values - resolved.preprocessing.mean) / resolved.preprocessing.std
+        values = resolved.preprocessing.apply(values)
     return values.astype(dtype, copy=False)
 
 
@@ -169,4 +173,4 @@ def _read_image(path: Path, input_shape: list[int]) -> np.ndarray:
         raise DataError(f"cannot read image {path} ({error}); expected a file Pillow can open") from None
     if channels == 1:
         pixels = pixels[..., np.newaxis]
-    return pixels / 255.0
+    return pixels

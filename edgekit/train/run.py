@@ -75,6 +75,12 @@ def train(output_dir: str | os.PathLike | None = None, force: bool = False, resu
     """
     if resume and force:
         raise OptionError("--resume continues a run and --force deletes it; received both. Pick one")
+    if options.get("preprocess") is not None:
+        from edgekit.data.contract import preprocess_text
+
+        options = {**options, "preprocess": preprocess_text(options["preprocess"])}
+    if options.get("custom_objects") is not None:
+        options = {**options, "custom_objects": os.fspath(options["custom_objects"])}
     config = TrainConfig.from_options(options)
     final = Path(output_dir) if output_dir is not None else default_output_dir(config)
     if not is_chief():
@@ -148,13 +154,16 @@ def _run(config: TrainConfig, final: Path, staging: Path, state: dict | None,
     policy = resolve_precision(config.precision, len(gpus))
     distribution = resolve_distribution(config.distribute, len(gpus), os.environ.get("TF_CONFIG"))
     strategy = make_strategy(distribution)
-    x_train, y_train = dataset.preprocessed("train")
-    x_val, y_val = dataset.preprocessed("val")
-    steps_per_epoch = int(np.ceil(len(x_train) / config.batch_size))
+    steps_per_epoch = int(np.ceil(len(dataset.y_train) / config.batch_size))
 
     with strategy.scope(), precision_policy(policy):
-        model, from_logits, parent = _make_model(config, dataset)
+        model, from_logits, parent, settings = _make_model(config, dataset)
         _compile(model, config, from_logits, total_steps=steps_per_epoch * config.epochs)
+    dataset = _under_contract(config, dataset, model)
+    if progress:
+        print(dataset.contract.line(), flush=True)
+    x_train, y_train = dataset.preprocessed("train")
+    x_val, y_val = dataset.preprocessed("val")
 
     fresh = state is None
     staging.mkdir(parents=True, exist_ok=True)
@@ -202,7 +211,9 @@ def _run(config: TrainConfig, final: Path, staging: Path, state: dict | None,
         },
         "dataset": dataset.describe(),
         "model": {"file": "model.keras", "format": "keras",
-                  "outputs": "logits" if from_logits else "probabilities", **describe_model(model)},
+                  "outputs": "logits" if from_logits else "probabilities",
+                  **(settings.record() if settings is not None else {}), **describe_model(model)},
+        "input_contract": dataset.contract.to_dict(),
         "training": {
             "epochs_run": epochs_done,
             "resumed_after_epoch": None if state is None else state["epochs_done"],
@@ -230,16 +241,30 @@ def _augmentation(config: TrainConfig, dataset):
     return augmentation_layers(dataset)
 
 
+def _under_contract(config: TrainConfig, dataset, model):
+    """The dataset under the model's input contract: a zoo model takes what train chose."""
+    from edgekit.data.contract import leading_preprocessing_layers, resolve_contract
+
+    own = is_model_file(config.model)
+    contract = resolve_contract(dataset, stated=config.preprocess,
+                                model_layers=leading_preprocessing_layers(model) if own else (),
+                                trained_here=not own, model_source=f"model {config.model!r}")
+    return dataset.with_contract(contract)
+
+
 def _make_model(config: TrainConfig, dataset):
-    """(model, outputs_are_logits, parent record) for a zoo name or a user's model file."""
+    """(model, outputs_are_logits, parent record, load settings) for a zoo name or a model file."""
     from edgekit.models import build_model, load_model_file
     from edgekit.models.describe import check_model_fits_dataset
+    from edgekit.models.loading import load_settings
 
     if not is_model_file(config.model):
         model = build_model(config.model, dataset.sample_shape, dataset.num_classes,
                             config.model_options)
-        return model, False, None
-    model = load_model_file(config.model)
+        return model, False, None, None
+    settings = load_settings(config.custom_objects, config.unsafe_deserialization,
+                             source=f"model {config.model!r}")
+    model = load_model_file(config.model, settings=settings)
     check_model_fits_dataset(model, dataset, config.model,
                              fix="Use a dataset of that shape, or a model made for it")
     activation = getattr(model.layers[-1], "activation", None)
@@ -248,18 +273,21 @@ def _make_model(config: TrainConfig, dataset):
     parent = {"path": str(source)}
     if source.is_file():
         parent["sha256"] = manifest_io.sha256_file(source)
-    return model, from_logits, parent
+    return model, from_logits, parent, settings
 
 
 def _compile(model, config: TrainConfig, from_logits: bool, total_steps: int) -> None:
     from edgekit._compat import keras
+    from edgekit.models.keras3 import is_keras3_model, keras3
     from edgekit.train.optimizers import make_optimizer
 
+    # A Keras 3 model keeps training in Keras 3: its own optimizers and losses.
+    api = keras3() if is_keras3_model(model) else keras()
     optimizer = make_optimizer(config.optimizer, config.learning_rate, config.momentum,
-                               config.weight_decay, config.schedule, total_steps)
+                               config.weight_decay, config.schedule, total_steps, api=api)
     model.compile(
         optimizer=optimizer,
-        loss=keras().losses.SparseCategoricalCrossentropy(from_logits=from_logits),
+        loss=api.losses.SparseCategoricalCrossentropy(from_logits=from_logits),
         metrics=["accuracy"],
     )
 

@@ -108,8 +108,10 @@ def test_a_broken_artifact_is_a_failed_row_and_the_others_are_measured(model_fol
     garbage = tmp_path / "garbage.onnx"
     garbage.write_bytes(os.urandom(2000))
     with pytest.raises(ArtifactsFailedError, match="2 of 3 artifact") as raised:
+        # Loose files carry no record of how their input is scaled: the contract is stated.
+        recorded = json.loads((model_folder / "manifest.json").read_text())["input_contract"]
         bench(truncated, garbage, good, dataset="digits", output_dir=tmp_path / "out",
-              **QUICK_OPTIONS)
+              preprocess=recorded["preprocessing"], **QUICK_OPTIONS)
     result = raised.value.result
     assert result.row("truncated.tflite")["status"] == "failed"
     assert "cannot load TFLite model" in result.row("truncated.tflite")["reason"]

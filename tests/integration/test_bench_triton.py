@@ -98,12 +98,19 @@ def bench_cli():
 @pytest.fixture(scope="module")
 def sweep(served, bench_cli, tmp_path_factory):
     """One short sweep: the in-process ONNX file and the four served variants."""
+    import edgekit
+
     output = tmp_path_factory.mktemp("sweep")
+    # The linear model was fitted on the standardised digits; a loose ONNX file says nothing
+    # about that, so the contract is stated.
+    p = edgekit.load_dataset("digits").preprocessing
     result = bench_cli("bench", str(served["onnx"]), "--dataset", "digits",
+                       "--preprocess", f"scale={p.scale!r},mean={p.mean!r},std={p.std!r}",
                        "--target", f"triton://127.0.0.1:{served['http']}#{MODEL}",
                        "--grpc-port", str(served["grpc"]), "--protocol", "http,grpc",
                        "--concurrency", "1,4", "--compare-batching", *SHORT,
                        "--output", str(output))
+    assert (output / "bench.json").is_file(), result.output
     report = json.loads((output / "bench.json").read_text())
     return {"result": result, "output": output, "report": report,
             "rows": {row["name"]: row for row in report["artifacts"]}}

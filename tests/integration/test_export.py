@@ -236,8 +236,11 @@ def test_inspect_describes_each_artifact_with_its_lineage(exported, run):
 def test_a_users_model_file_exports_beside_itself_with_dataset_and_samples(trained, run, tmp_path):
     model_file = tmp_path / "mine.keras"
     shutil.copyfile(trained / "model.keras", model_file)
+    # Away from its folder the file has no record of its input scaling: the user states it.
+    p = json.loads((trained / "manifest.json").read_text())["dataset"]["preprocessing"]
     output = run("export", model_file, "--dataset", "digits", "--to", "onnx",
-                 "--onnx-precisions", "fp32", "--samples", "50", "--opset", "13")
+                 "--onnx-precisions", "fp32", "--samples", "50", "--opset", "13",
+                 "--preprocess", f"scale={p['scale']!r},mean={p['mean']!r},std={p['std']!r}")
     assert output.exit_code == 0, output.output
     manifest = json.loads((tmp_path / "mine-export" / "manifest.json").read_text())
     assert manifest["artifacts"]["onnx-fp32"]["fidelity"]["samples"] == 50

@@ -154,7 +154,7 @@ def test_users_model_file_keeps_training(tmp_path, cli_runner):
     path = tmp_path / "mine.keras"
     tf_keras.Model(inputs, outputs).save(path)
     result = cli_runner("train", "--model", str(path), "--epochs", "3", "--lr", "0.01",
-                        "--output", str(tmp_path / "out"))
+                        "--preprocess", "scale=0.0625", "--output", str(tmp_path / "out"))
     assert result.exit_code == 0, result.output
     manifest = _manifest(tmp_path / "out")
     assert manifest["model"]["outputs"] == "logits"

@@ -115,18 +115,37 @@ def test_folder_without_saved_model_pb_is_refused(tmp_path):
         load_model_file(tmp_path)
 
 
-def test_saved_model_without_keras_metadata_is_refused(tmp_path):
+def test_saved_model_without_a_serving_signature_is_refused(tmp_path):
     from edgekit._compat import tensorflow
 
     tf = tensorflow()
     module = tf.Module()
     module.scale = tf.Variable(2.0)
-    module.call = tf.function(lambda x: x * module.scale,
-                              input_signature=[tf.TensorSpec([None], tf.float32)])
+    module.call = tf.function(lambda x: x * module.scale)
+    module.call(tf.constant([1.0]))  # traced, but no input signature: no serving signature
     tf.saved_model.save(module, str(tmp_path / "plain"))
 
-    with pytest.raises(ModelError, match=r"holds no Keras model \(no keras_metadata\.pb"):
+    with pytest.raises(ModelError, match=r"has no 'serving_default' signature"):
         load_model_file(tmp_path / "plain")
+
+
+def test_saved_model_without_keras_runs_through_its_serving_signature(tmp_path):
+    import numpy as np
+
+    from edgekit._compat import tensorflow
+
+    tf = tensorflow()
+    module = tf.Module()
+    module.weights = tf.Variable(np.eye(4, 3, dtype=np.float32))
+    module.serve = tf.function(lambda x: tf.nn.softmax(tf.matmul(tf.reshape(x, [-1, 4]),
+                                                                 module.weights)),
+                               input_signature=[tf.TensorSpec([None, 2, 2], tf.float32, name="x")])
+    tf.saved_model.save(module, str(tmp_path / "plain"), signatures={"serving_default": module.serve})
+
+    model = load_model_file(tmp_path / "plain")
+    x = np.random.default_rng(0).random((5, 2, 2), dtype=np.float32)
+    np.testing.assert_allclose(model.predict(x, verbose=0), module.serve(x).numpy(), atol=1e-6)
+    assert model.input_shape == (None, 2, 2) and model.output_shape == (None, 3)
 
 
 def test_describe_model_refuses_a_multi_output_model(two_output_model):

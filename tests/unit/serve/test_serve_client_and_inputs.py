@@ -53,7 +53,7 @@ def test_preprocessing_comes_from_the_served_config_a_manifest_or_numbers(tmp_pa
     config = {"parameters": {"edgekit_preprocessing": {"string_value": json.dumps(recorded)}}}
     assert resolve_preprocessing("auto", config).preprocessing == Preprocessing(**recorded)
     assert resolve_preprocessing("auto", {}).known is False
-    assert resolve_preprocessing("none", config).preprocessing is None
+    assert resolve_preprocessing("none", config).preprocessing.identity
     assert resolve_preprocessing("scale=0.5,mean=0.1,std=2", {}).preprocessing == Preprocessing(0.5, 0.1, 2.0)
     (tmp_path / "manifest.json").write_text(json.dumps({"dataset": {"preprocessing": recorded}}))
     assert resolve_preprocessing(str(tmp_path), {}).preprocessing == Preprocessing(**recorded)
@@ -68,10 +68,17 @@ def test_an_image_is_resized_to_the_input_and_normalised(tmp_path):
     from PIL import Image
 
     Image.fromarray(np.full((16, 20, 3), 255, np.uint8)).save(tmp_path / "white.png")
-    resolved = resolve_preprocessing("scale=0.0625,mean=0.5,std=0.25", {})
-    batch = load_batch(tmp_path / "white.png", [8, 8, 1], "float32", resolved)
+    # The served contract records raw values 0..16 (the bundled digits): pixel 255 is raw 16.
+    recorded = {"scale": 0.0625, "mean": 0.5, "std": 0.25, "raw": {"min": 0.0, "max": 16.0}}
+    config = {"parameters": {"edgekit_preprocessing": {"string_value": json.dumps(recorded)}}}
+    batch = load_batch(tmp_path / "white.png", [8, 8, 1], "float32",
+                       resolve_preprocessing("auto", config))
     assert batch.shape == (1, 8, 8, 1) and batch.dtype == np.float32
-    np.testing.assert_allclose(batch, (1.0 - 0.5) / 0.25)  # pixel / 255 is x_raw * scale
+    np.testing.assert_allclose(batch, (16 * 0.0625 - 0.5) / 0.25)
+    # With no recorded range, 0..255 pixels are the raw values.
+    batch = load_batch(tmp_path / "white.png", [8, 8, 1], "float32",
+                       resolve_preprocessing("scale=0.00392156862745098,mean=0.5,std=0.25", {}))
+    np.testing.assert_allclose(batch, (1.0 - 0.5) / 0.25, rtol=1e-5)
 
 
 def test_an_image_with_unknown_preprocessing_is_refused_not_guessed(tmp_path):
