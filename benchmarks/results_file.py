@@ -16,6 +16,8 @@ def machine_line(machine: dict) -> str:
 
 def replace_section(name: str, body: str) -> Path:
     """Replace (or append) the section between ``<!-- name -->`` markers in RESULTS.md."""
+    # Commands are written relative to the repo root: no path of the machine that ran them.
+    body = body.replace(str(RESULTS.parents[1]) + "/", "")
     text = RESULTS.read_text() if RESULTS.exists() else HEADER
     start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
     block = f"{start}\n{body.rstrip()}\n{end}"
