@@ -83,8 +83,14 @@ def write_manifest(folder: str | os.PathLike, manifest: dict) -> Path:
     manifest["files"] = file_entries(folder)
     path = folder / MANIFEST_NAME
     temporary = folder / f".{MANIFEST_NAME}.tmp"
-    temporary.write_text(json.dumps(manifest, indent=2, sort_keys=False, default=_plain) + "\n")
-    os.replace(temporary, path)
+    try:
+        temporary.write_text(json.dumps(manifest, indent=2, sort_keys=False, default=_plain) + "\n")
+        os.replace(temporary, path)
+    except OSError as error:  # a write() error carries no path: name the manifest
+        temporary.unlink(missing_ok=True)
+        if error.filename is None and error.errno is not None:
+            raise OSError(error.errno, error.strerror, str(path)) from error
+        raise
     return path
 
 

@@ -29,28 +29,80 @@ img{max-width:100%;border:1px solid #eee;margin:0.5em 0}.note{color:#666;font-si
 code{background:#f6f6f6;padding:1px 4px}"""
 
 
+GENERATOR = "edgekit report"
+
+
 def write_report(model: str | os.PathLike, output: str | os.PathLike | None = None,
-                 bench_json: str | os.PathLike | None = None) -> Path:
+                 bench_json: str | os.PathLike | None = None, force: bool = False) -> Path:
     """Write the page for a model folder; returns its path (default ``<model>/report.html``).
+
+    The page is written beside its final path and renamed into place, so a failed rewrite keeps
+    the previous page. An existing file that is not an edgekit report is never replaced; an
+    earlier edgekit report at a path other than the default needs ``force``.
 
     Raises:
         ModelError: when ``model`` is not a model folder with a manifest.
+        OptionError: for an output that is not a .html path, or one of the model's own files.
+        OutputExistsError: for an existing file that edgekit did not write as a report, or an
+            earlier report at a chosen path without ``force``.
     """
     folder = Path(model)
     if not (folder / manifest_io.MANIFEST_NAME).is_file():
         raise ModelError(f"{str(model)!r} is not a model folder (no {manifest_io.MANIFEST_NAME}); "
                          "expected a folder written by edgekit train or compress")
+    path = Path(output) if output else folder / REPORT_NAME
+    _check_report_output(path, folder, default=output is None, force=force)
     manifest = manifest_io.read_manifest(folder)
     bench_path = Path(bench_json) if bench_json else folder / "bench" / "bench.json"
     sections = [_header(folder, manifest), _training(folder, manifest),
                 _compression(manifest), _export(folder), _benchmark(bench_path)]
-    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>edgekit report: "
+    page = (f"<!doctype html><html><head><meta charset='utf-8'>"
+            f"<meta name='generator' content='{GENERATOR}'><title>edgekit report: "
             f"{html.escape(folder.name)}</title><style>{_STYLE}</style></head><body>"
             + "\n".join(sections) + "</body></html>\n")
-    path = Path(output) if output else folder / REPORT_NAME
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(page)
+    temporary = path.parent / f".{path.name}.tmp-{os.getpid()}"
+    from edgekit.outputs import writing
+
+    try:
+        with writing(path):
+            temporary.write_text(page)
+            os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
     return path
+
+
+def _check_report_output(path: Path, folder: Path, default: bool, force: bool) -> None:
+    from edgekit.errors import OptionError, OutputExistsError
+
+    if path.suffix.lower() not in (".html", ".htm"):
+        raise OptionError(f"report --output {str(path)!r} is not a .html path; the report is one "
+                          "HTML page. Pass e.g. --output report.html")
+    recorded = manifest_io.read_manifest(folder).get("files") or {}
+    resolved = path.resolve()
+    if any((folder / name).resolve() == resolved for name in recorded if name != REPORT_NAME):
+        raise OptionError(f"report --output {str(path)!r} is one of the model folder's own files; "
+                          "writing it would destroy it. Choose another --output")
+    if not path.exists():
+        return
+    if path.is_dir():
+        raise OutputExistsError(f"report --output {str(path)!r} is a folder; expected a .html file path")
+    if not _is_report(path):
+        raise OutputExistsError(f"report --output {str(path)!r} exists and is not an edgekit report; "
+                                "edgekit never replaces it. Choose another --output")
+    if not default and not force:
+        raise OutputExistsError(f"report {str(path)!r} exists; pass --force to replace it, or "
+                                "choose another --output")
+
+
+def _is_report(path: Path) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(400)
+    except OSError:
+        return False
+    return GENERATOR.encode() in head or b"<title>edgekit report" in head
 
 
 def _table(headers: list[str], rows: list[list]) -> str:

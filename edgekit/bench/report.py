@@ -178,14 +178,46 @@ def write_outputs(report: dict, output: Path) -> dict:
     """bench.json, bench.md and plots/*.png in ``output``; returns name -> path."""
     from edgekit.bench.plots import write_plots
 
-    output.mkdir(parents=True, exist_ok=True)
+    from edgekit import outputs
+
+    # Written whole in a staging folder, then renamed into place: a failed write (a full disk)
+    # leaves the previous benchmark as it was, never a 0-byte plot or a cut JSON.
+    staging = outputs.staging_path(output)
+    outputs.discard(staging)
+    staging.mkdir(parents=True)
+    try:
+        with outputs.writing(output):
+            plots = write_plots(report, staging / "plots")
+            report["plots"] = {name: str(path.relative_to(staging))
+                               for name, path in plots.items()}
+            (staging / "bench.json").write_text(json.dumps(report, indent=1, default=_plain) + "\n")
+            (staging / "bench.md").write_text(markdown(report))
+            outputs.publish(staging, output)
+    except BaseException:
+        outputs.discard(staging)
+        raise
     files = {"json": output / "bench.json", "markdown": output / "bench.md"}
-    plots = write_plots(report, output / "plots")
-    files.update({f"plot:{name}": path for name, path in plots.items()})
-    report["plots"] = {name: str(path.relative_to(output)) for name, path in plots.items()}
-    files["json"].write_text(json.dumps(report, indent=1, default=_plain) + "\n")
-    files["markdown"].write_text(markdown(report))
+    files.update({f"plot:{name}": output / relative for name, relative in report["plots"].items()})
     return files
+
+
+def check_bench_output(output: Path, inputs: tuple = ()) -> None:
+    """An existing output must be an earlier benchmark (bench.json inside), never anything else.
+
+    Raises:
+        OptionError / OutputExistsError: see :func:`edgekit.outputs.check_output`.
+    """
+    from edgekit import outputs
+    from edgekit.errors import OutputExistsError
+
+    outputs.check_output_path(output, inputs)
+    if output.exists() and not output.is_dir():
+        raise OutputExistsError(f"output {output} exists and is a file; expected a folder path "
+                                "for bench.json, bench.md and plots/. Choose another --output")
+    if output.is_dir() and any(output.iterdir()) and not (output / "bench.json").is_file():
+        raise OutputExistsError(
+            f"output folder {output} exists and holds no bench.json (it is not an earlier "
+            "benchmark); edgekit replaces only its own benchmark folders. Choose another --output")
 
 
 def _plain(value):
@@ -234,8 +266,10 @@ def _rows_text(report: dict) -> tuple[list[str], list[list[str]]]:
 def terminal_table(report: dict) -> str:
     """A fixed-width table of every artifact, then what each figure means and any warnings."""
     headers, rows = _rows_text(report)
-    widths = [max(len(headers[i]), *(len(r[i]) for r in rows if not r[1].startswith("failed")))
-              if rows else len(headers[i]) for i in range(len(headers))]
+    measured = [r for r in rows if not r[1].startswith("failed")]
+    # max() of the header alone when every artifact failed: the table still prints, with reasons.
+    widths = [max([len(headers[i]), *(len(r[i]) for r in measured)])
+              for i in range(len(headers))]
     lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths))]
     for cells in rows:
         if cells[1].startswith("failed"):
@@ -247,7 +281,7 @@ def terminal_table(report: dict) -> str:
     if load:
         headers = ["served model", "batch", "conc", "p50 ms", "p90 ms", "p99 ms", "samples/s",
                    "errors", "queue ms", "infer ms", "mean batch"]
-        widths = [max(len(h), *(len(r[i]) for r in load)) for i, h in enumerate(headers)]
+        widths = [max([len(h), *(len(r[i]) for r in load)]) for i, h in enumerate(headers)]
         lines += ["", "Load test (Triton; queue / infer: the server's own times per request)",
                   "  ".join(h.ljust(w) for h, w in zip(headers, widths))]
         lines += ["  ".join(c.ljust(w) for c, w in zip(cells, widths)) for cells in load]

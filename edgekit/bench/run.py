@@ -123,6 +123,11 @@ def bench(*models, output_dir: str | os.PathLike | None = None,
     names = [artifact.name for subject in subjects for artifact in subject.artifacts]
     gates_module.check_artifact_names(gates, names)
     output = Path(output_dir) if output_dir is not None else _default_output(subjects)
+    from edgekit.bench.report import check_bench_output
+
+    check_bench_output(output, inputs=tuple(artifact.path for subject in subjects
+                                            for artifact in subject.artifacts
+                                            if artifact.format != "triton"))
 
     started = time.time()
     work = Path(tempfile.mkdtemp(prefix="edgekit-bench-"))
@@ -133,7 +138,10 @@ def bench(*models, output_dir: str | os.PathLike | None = None,
     report = build_report(rows, subjects, config, time.time() - started, command)
     broken = gates_module.broken(gates, report["artifacts"])
     report["gates"] = {"checked": [gate.text for gate in gates], "broken": broken}
-    files = write_outputs(report, output)
+    from edgekit import outputs
+
+    with outputs.OutputLock(output):
+        files = write_outputs(report, output)
     result = BenchResult(report=report, output_dir=output, files=files, broken_gates=broken)
     if broken:
         raise GatesFailedError(f"{len(broken)} gate(s) broke: " + "; ".join(broken), result)

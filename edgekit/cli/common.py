@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import signal
 import sys
 
@@ -24,8 +25,35 @@ class EdgekitGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("error: interrupted", err=True)
             sys.exit(130)
+        except OSError as error:  # the disk, permissions, the OS: one line, never a traceback
+            click.echo(f"error: {os_error_message(error)}", err=True)
+            sys.exit(1)
         finally:
             signal.signal(signal.SIGTERM, previous)
+
+
+_OS_ERROR_MEANINGS = {
+    errno.ENOSPC: "the disk is full; free some space and run again",
+    errno.EDQUOT: "the disk quota is used up; free some space and run again",
+    errno.EACCES: "permission denied; choose a folder you can write, or fix its permissions",
+    errno.EPERM: "operation not permitted; choose a folder you can write",
+    errno.EROFS: "the file system is read-only; write the output somewhere else",
+    errno.EMFILE: "too many open files in this process; raise the limit (ulimit -n) and run again",
+    errno.ENFILE: "too many open files on this machine; close some programs and run again",
+    errno.ENAMETOOLONG: "the file name is too long; choose a shorter --output",
+    errno.ENOENT: "no such file or folder; check the path",
+    errno.ENOTDIR: "a part of the path is a file, not a folder; check the path",
+    errno.EISDIR: "it is a folder where a file was expected; check the path",
+}
+
+
+def os_error_message(error: OSError) -> str:
+    """One line: the path, what went wrong and what the user can do."""
+    where = error.filename or "a file"
+    if error.filename2:
+        where = f"{error.filename} -> {error.filename2}"
+    meaning = _OS_ERROR_MEANINGS.get(error.errno, error.strerror or type(error).__name__)
+    return f"cannot use {where}: {meaning} ({errno.errorcode.get(error.errno, 'OSError')})"
 
 
 def _raise_keyboard_interrupt(signum, frame):

@@ -8,8 +8,9 @@ import click
 @click.command("report")
 @click.argument("model", type=click.Path())
 @click.option("--bench-json", type=click.Path(dir_okay=False), help="The benchmark to show. [default <model>/bench/bench.json]")
-@click.option("--output", type=click.Path(dir_okay=False), help="The page to write. [default <model>/report.html]")
-def report_command(model, bench_json, output):
+@click.option("--output", type=click.Path(dir_okay=False), help="The page to write (.html). [default <model>/report.html]")
+@click.option("--force", is_flag=True, help="Replace an earlier edgekit report at --output.")
+def report_command(model, bench_json, output, force):
     """Write one HTML page about a model: training, compression, fidelity and benchmark.
 
     It gathers the training curves and confusion matrix, the compression table, each exported
@@ -22,5 +23,5 @@ def report_command(model, bench_json, output):
     """
     from edgekit.bench.html import write_report
 
-    path = write_report(model, output=output, bench_json=bench_json)
+    path = write_report(model, output=output, bench_json=bench_json, force=force)
     click.echo(f"report: {path}")

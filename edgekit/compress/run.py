@@ -12,6 +12,7 @@ from edgekit import outputs
 from edgekit.compress.config import CompressConfig
 from edgekit.compress.parent import Parent, resolve_parent
 from edgekit.config import shell_command
+from edgekit.data.sources import dataset_inputs
 
 KERAS_FILE = "model.keras"
 SAVED_MODEL_FOLDER = "saved_model"
@@ -119,7 +120,15 @@ def compress(model, output_dir: str | os.PathLike | None = None, force: bool = F
     parent = resolve_parent(model, config)
     config = parent.resolve_config(config)
     final = Path(output_dir) if output_dir is not None else default_output_dir(parent.name, config)
-    outputs.check_writable(final, force)
+    outputs.check_output(final, force, ("compress",),
+                         inputs=(parent.model_path, *dataset_inputs(config.dataset, config.data_dir)))
+    with outputs.OutputLock(final):
+        return _compress(config, parent, final, loaded_dataset, custom_objects, given, in_memory,
+                         progress)
+
+
+def _compress(config, parent, final: Path, loaded_dataset, custom_objects, given: dict,
+              in_memory: bool, progress: bool) -> CompressResult:
     staging = outputs.staging_path(final)
 
     from edgekit.data import load_dataset

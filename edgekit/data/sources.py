@@ -53,3 +53,14 @@ SPEC_FORM_USAGE = {
     "npz": "npz:PATH (a .npz file holding x_train, y_train, x_test, y_test)",
     "images": "images:DIR (one sub-folder of images per class)",
 }
+
+
+def dataset_inputs(spec: str | None, data_dir: str | None = None) -> tuple[str, ...]:
+    """The files and folders a dataset spec reads (``npz:PATH``, ``images:DIR``, ``--data-dir``).
+
+    A run must never write its output over them.
+    """
+    found = [data_dir] if data_dir else []
+    if isinstance(spec, str) and ":" in spec:
+        found.append(spec.split(":", 1)[1])
+    return tuple(found)

@@ -82,7 +82,9 @@ def write_mobile_bundle(folder: str | os.PathLike, zip_path: str | os.PathLike,
             "class = labels.class_names[argmax(y)]",
         ],
     }
-    (folder / LABELS_FILE).write_text("".join(f"{name}\n" for name in class_names))
+    from edgekit.export.labels import labels_text
+
+    (folder / LABELS_FILE).write_text(labels_text(class_names))
     (folder / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
     (folder / README_FILE).write_text(_readme(metadata))
     _zip_folder(folder, zip_path)

@@ -16,8 +16,9 @@ import numpy as np
 
 from edgekit import manifest as manifest_io
 from edgekit import outputs
+from edgekit.data.sources import dataset_inputs
 from edgekit.config import shell_command
-from edgekit.errors import OutputExistsError, RunFailedError
+from edgekit.errors import RunFailedError
 from edgekit.export import fidelity, writers  # noqa: F401  (registers the format writers)
 from edgekit.export.config import ExportConfig
 from edgekit.export.job import WRITERS, ExportJob
@@ -118,25 +119,31 @@ def export(model: str | os.PathLike, output_dir: str | os.PathLike | None = None
     if progress:
         print(source.dataset.contract.line(), flush=True)
     final = Path(output_dir) if output_dir is not None else source.default_output()
-    _check_writable(final, force)
-    staging = outputs.staging_path(final)
-    outputs.discard(staging)
-    started = time.time()
-    x_test, _ = source.dataset.preprocessed("test")
-    x = x_test[: config.samples] if config.samples else x_test
-    reference = source.model.predict(x, batch_size=256, verbose=0)
-    staging.mkdir(parents=True)
-    job = ExportJob(source=source, config=config, staging=staging, final=final, x=x,
-                    reference=np.asarray(reference, dtype=np.float32))
-    try:
-        for name in _ordered(config.to):
-            WRITERS.get(name)(job)
-        manifest = _manifest(job, time.time() - started)
-        manifest_io.write_manifest(staging, manifest)
-        outputs.publish(staging, final)
-    except BaseException:
+    folder_inputs = () if source.folder is None else (
+        source.folder / manifest_io.MANIFEST_NAME,
+        *(path for path in (source.recipe_tflite[0] if source.recipe_tflite else None,) if path))
+    outputs.check_output(final, force, ("export",),
+                         inputs=(source.model_file, *folder_inputs,
+                                 *dataset_inputs(config.dataset, config.data_dir)))
+    with outputs.OutputLock(final):
+        staging = outputs.staging_path(final)
         outputs.discard(staging)
-        raise
+        started = time.time()
+        x_test, _ = source.dataset.preprocessed("test")
+        x = x_test[: config.samples] if config.samples else x_test
+        reference = source.model.predict(x, batch_size=256, verbose=0)
+        staging.mkdir(parents=True)
+        job = ExportJob(source=source, config=config, staging=staging, final=final, x=x,
+                        reference=np.asarray(reference, dtype=np.float32))
+        try:
+            for name in _ordered(config.to):
+                WRITERS.get(name)(job)
+            manifest = _manifest(job, time.time() - started)
+            manifest_io.write_manifest(staging, manifest)
+            outputs.publish(staging, final)
+        except BaseException:
+            outputs.discard(staging)
+            raise
     result = ExportResult(output_dir=final, manifest=manifest)
     failed = [entry["name"] for entry in job.artifacts.values() if entry.get("status") == "failed"]
     if failed:
@@ -193,15 +200,6 @@ def _threshold_flags(fidelity_record: dict) -> str:
 def _ordered(formats) -> list[str]:
     # Triton last: it is the one step that writes outside the export folder.
     return [name for name in ("tflite", "onnx", "mobile", "triton") if name in formats]
-
-
-def _check_writable(final: Path, force: bool) -> None:
-    if final.exists() and not final.is_dir():
-        raise OutputExistsError(f"output {final} exists and is a file; expected a folder path. "
-                                "Choose another --output")
-    if final.is_dir() and any(final.iterdir()) and not force:
-        raise OutputExistsError(f"export folder {final} exists and is not empty; pass --force to "
-                                "replace it, or choose another --output")
 
 
 def _manifest(job: ExportJob, seconds: float) -> dict:

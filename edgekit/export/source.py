@@ -65,6 +65,11 @@ class ExportSource:
         record = {"path": str(self.path), "model_file": str(self.model_file)}
         if self.model_file.is_file():
             record["sha256"] = manifest_io.sha256_file(self.model_file)
+        if self.model_file.exists():
+            from edgekit.models.fileinfo import read_model_info
+
+            info = read_model_info(self.model_file)
+            record.update(writer=info.writer, keras_version=info.keras_version)
         if self.manifest is not None:
             record.update(stage=self.manifest.get("stage"), name=self.manifest.get("name"),
                           manifest=str(self.folder / manifest_io.MANIFEST_NAME))

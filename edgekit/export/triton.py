@@ -213,7 +213,9 @@ def add_model_version(repository: str | os.PathLike, model_name: str,
         (staging / LINEAGE_FILENAME).write_text(json.dumps(lineage, indent=2) + "\n")
     version = _claim_version(model_folder, staging)
     if class_names:
-        _write_atomically(model_folder / LABELS_FILENAME, "".join(f"{name}\n" for name in class_names))
+        from edgekit.export.labels import labels_text
+
+        _write_atomically(model_folder / LABELS_FILENAME, labels_text(class_names))
     _write_atomically(model_folder / CONFIG_FILENAME, text)
     parsed = read_model_config(model_folder / CONFIG_FILENAME)
     if parsed != config:

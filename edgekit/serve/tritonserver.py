@@ -154,7 +154,9 @@ class TritonServer:
             self.work_dir = Path(config.work_dir)
             self.work_dir.mkdir(parents=True, exist_ok=True)
         else:
-            self.work_dir, self._own_work_dir = Path(tempfile.mkdtemp(prefix="edgekit-serve-")), True
+            _remove_orphaned_work_dirs()
+            self.work_dir, self._own_work_dir = Path(tempfile.mkdtemp(prefix=WORK_DIR_PREFIX)), True
+            (self.work_dir / OWNER_FILE).write_text(str(os.getpid()))
         try:
             repository = Path(config.repository).resolve()
             if config.backend == "python":
@@ -192,7 +194,8 @@ class TritonServer:
             self.process = subprocess.Popen(
                 self._command(repository, backends), stdout=log, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL, env=self.installation.environment(),
-                start_new_session=True)  # Ctrl-C reaches us, and we stop the server in order
+                start_new_session=True,  # Ctrl-C reaches us, and we stop the server in order
+                preexec_fn=_die_with_parent)
         atexit.register(self.stop)
 
     def _crashed_transiently(self) -> bool:
@@ -387,3 +390,37 @@ def _default_log_path(repository: str | os.PathLike) -> Path:
 
 __all__ = ["BACKENDS", "MODEL_CONTROL_MODES", "ServeConfig", "TritonServer", "check_ports_free",
            "failure_reason", "is_transient_startup_crash", "serve"]
+
+
+WORK_DIR_PREFIX = "edgekit-serve-"
+OWNER_FILE = "owner.pid"
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: the kernel kills it when edgekit dies, by any signal.
+
+    Without it, an ``edgekit serve`` killed with SIGKILL leaves tritonserver serving, orphaned,
+    and the next ``serve`` on the same ports cannot start.
+    """
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the atexit / signal handlers still stop it
+        pass
+
+
+def _remove_orphaned_work_dirs() -> None:
+    """Staging folders of earlier ``serve`` runs whose process is gone (killed with SIGKILL)."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{WORK_DIR_PREFIX}*"):
+        try:
+            owner = int((folder / OWNER_FILE).read_text())
+        except (OSError, ValueError):
+            continue  # an older edgekit's folder, or one being created: not ours to judge
+        try:
+            os.kill(owner, 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except PermissionError:
+            pass

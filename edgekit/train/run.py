@@ -88,11 +88,21 @@ def train(output_dir: str | os.PathLike | None = None, force: bool = False, resu
         # only the chief's land in the output folder; the others write to a scratch folder.
         final = Path(tempfile.mkdtemp(prefix="edgekit-worker-")) / final.name
     staging = outputs.staging_path(final)
+    with outputs.OutputLock(final):
+        return _start(config, final, staging, force, resume, progress, options)
+
+
+def _start(config: TrainConfig, final: Path, staging: Path, force: bool, resume: bool,
+           progress: bool, options: dict) -> TrainResult:
+    from edgekit.data.sources import dataset_inputs
+
     state = None
     if resume:
         config, state = _prepare_resume(final, staging, options)
     else:
-        outputs.check_writable(final, force)
+        own_model = config.model if is_model_file(config.model) else None
+        outputs.check_output(final, force, ("train",),
+                             inputs=(own_model, *dataset_inputs(config.dataset, config.data_dir)))
         if staging.exists() and force:
             outputs.discard(staging)
         elif staging.exists():
@@ -273,6 +283,10 @@ def _make_model(config: TrainConfig, dataset):
     parent = {"path": str(source)}
     if source.is_file():
         parent["sha256"] = manifest_io.sha256_file(source)
+    from edgekit.models.fileinfo import read_model_info
+
+    info = read_model_info(source)  # which Keras wrote the file, read off the file itself
+    parent.update(writer=info.writer, keras_version=info.keras_version)
     return model, from_logits, parent, settings
 
 
