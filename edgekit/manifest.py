@@ -103,9 +103,17 @@ def read_manifest(folder: str | os.PathLike) -> dict:
             "(edgekit train / compress). Pass a model file instead, or re-run the stage"
         )
     try:
-        return json.loads(path.read_text())
+        manifest = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ModelError(f"{path} is not valid JSON ({error}); re-run the stage that wrote it")
+        raise ModelError(f"{path} is not valid JSON ({error}); re-run the stage that wrote it") \
+            from error
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("model", {}), dict) \
+            or not isinstance(manifest.get("config", {}), dict) \
+            or not isinstance(manifest.get("dataset", {}), dict):
+        raise ModelError(f"{path} holds a {type(manifest).__name__} that is not an edgekit "
+                         "manifest (expected an object with model, config and dataset entries); "
+                         "re-run the stage that wrote it")
+    return manifest
 
 
 def _plain(value):

@@ -40,15 +40,32 @@ def check_writable(final: str | os.PathLike, force: bool) -> None:
         )
 
 
+# Outputs this process has committed (renamed into place): an interruption after that point
+# leaves a complete result, which the CLI reports with exit code 0 rather than 130.
+COMMITTED: list[Path] = []
+
+
 def publish(staging: str | os.PathLike, final: str | os.PathLike) -> Path:
-    """Move a complete staging folder to ``final``, replacing what was there only at the end."""
+    """Move a complete staging folder to ``final``, replacing what was there only at the end.
+
+    Ctrl-C and SIGTERM are held back for the two renames, so the old result and the new one are
+    never both half-gone; they are delivered right after.
+    """
+    import signal
+
     staging, final = Path(staging), Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    old = None
-    if final.exists():
-        old = final.parent / f".{final.name}.old-{uuid.uuid4().hex[:8]}"
-        os.replace(final, old)
-    os.replace(staging, final)
+    held = {signal.SIGINT, signal.SIGTERM}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        old = None
+        if final.exists():
+            old = final.parent / f".{final.name}.old-{uuid.uuid4().hex[:8]}"
+            os.replace(final, old)
+        os.replace(staging, final)
+        COMMITTED.append(final)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
     return final

@@ -45,11 +45,19 @@ class Artifact:
     subject: str
     bytes: int | None = None
     sha256: str | None = None
+    recorded_sha256: str | None = None  # what the manifest that lists the file says
+
+    @property
+    def integrity(self) -> str | None:
+        """``ok`` / ``mismatch`` against the manifest's sha256; None when no manifest lists it."""
+        if not self.recorded_sha256 or not self.sha256:
+            return None
+        return "ok" if self.recorded_sha256 == self.sha256 else "mismatch"
 
     def record(self) -> dict:
         return {"name": self.name, "format": self.format, "runtime": self.runtime,
                 "path": self.path, "precision": self.precision, "subject": self.subject,
-                "bytes": self.bytes, "sha256": self.sha256}
+                "bytes": self.bytes, "sha256": self.sha256, "integrity": self.integrity}
 
 
 @dataclass
@@ -149,6 +157,7 @@ def _folder_subject(folder: Path, dataset, data_dir) -> Subject:
     def add(artifact: Artifact) -> None:
         if artifact.sha256 and artifact.sha256 in seen:
             return  # export reuses compress's .tflite: one file, one row
+        artifact.recorded_sha256 = _recorded_sha256(Path(artifact.path))
         seen.add(artifact.sha256 or artifact.path)
         subject.artifacts.append(artifact)
 
@@ -177,6 +186,17 @@ def _folder_subject(folder: Path, dataset, data_dir) -> Subject:
         raise ModelError(f"{folder} holds no artifact to benchmark; expected model.keras, a "
                          ".tflite or an export/ folder. Run edgekit train / compress / export")
     return subject
+
+
+def _recorded_sha256(path: Path) -> str | None:
+    """The sha256 the manifest of the folder holding ``path`` recorded for it, if any."""
+    folder = path.parent
+    try:
+        manifest = manifest_io.read_manifest(folder)
+    except ModelError:
+        return None
+    entry = (manifest.get("files") or {}).get(path.name)
+    return entry.get("sha256") if isinstance(entry, dict) else None
 
 
 def _loose_subject(paths: list[Path], dataset, data_dir) -> Subject:

@@ -155,6 +155,10 @@ def build_report(rows: list[dict], subjects, config, seconds: float, command: st
     warnings = []
     for row in rows:
         row["metrics"] = metrics(row)
+        if row.get("integrity") == "mismatch":
+            warnings.append(f"{row['name']}: its sha256 differs from the one its manifest recorded "
+                            "(the file changed after edgekit wrote it); the figures are the "
+                            "changed file's. Export it again to measure what edgekit made")
         for run in row["runs"]:
             for measurement in run.get("measurements", []):
                 label = (f"{row['name']} batch {measurement['batch']}"
@@ -370,8 +374,13 @@ def load_report(path) -> dict:
     """Read a bench.json, refusing another schema or version."""
     from edgekit.errors import DataError
 
-    document = json.loads(Path(path).read_text())
-    if document.get("schema") != SCHEMA_NAME or document.get("schema_version") != SCHEMA_VERSION:
+    try:
+        document = json.loads(Path(path).read_text())
+    except (ValueError, UnicodeDecodeError) as error:
+        raise DataError(f"{path} is not JSON ({type(error).__name__}); expected the bench.json "
+                        "edgekit bench writes; re-run edgekit bench") from error
+    if not isinstance(document, dict) or document.get("schema") != SCHEMA_NAME \
+            or document.get("schema_version") != SCHEMA_VERSION:
         raise DataError(f"{path} is not an edgekit benchmark report of schema version "
                         f"{SCHEMA_VERSION}; re-run edgekit bench")
     return document

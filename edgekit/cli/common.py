@@ -23,7 +23,13 @@ class EdgekitGroup(click.Group):
             click.echo(f"error: {error}", err=True)
             sys.exit(error.exit_code)
         except KeyboardInterrupt:
-            click.echo("error: interrupted", err=True)
+            from edgekit.outputs import COMMITTED
+
+            if COMMITTED:  # the result was complete and in place before the interruption came
+                click.echo(f"interrupted after {COMMITTED[-1]} was written; it is complete",
+                           err=True)
+                sys.exit(0)
+            click.echo("error: interrupted; nothing was written", err=True)
             sys.exit(130)
         except OSError as error:  # the disk, permissions, the OS: one line, never a traceback
             click.echo(f"error: {os_error_message(error)}", err=True)

@@ -127,6 +127,21 @@ def _labels(name: str, y: np.ndarray, path: Path) -> np.ndarray:
     return y.astype(np.int64)
 
 
+def _check_every_class_is_trained(y_train: np.ndarray, classes: int, path: Path) -> None:
+    """A label set with holes (a lone 99 among 0..2) would make a 100-way model: refuse it."""
+    present = np.unique(y_train)
+    missing = classes - len(present)
+    if missing <= 0:
+        return
+    absent = sorted(set(range(classes)) - set(int(v) for v in present))
+    shown = ", ".join(str(v) for v in absent[:8]) + (" ..." if len(absent) > 8 else "")
+    labels = ", ".join(str(int(v)) for v in present[:12]) + (" ..." if len(present) > 12 else "")
+    raise DataError(
+        f"{path}: {missing} of the {classes} classes 0..{classes - 1} have no training sample "
+        f"(missing: {shown}; labels present: {labels}); expected every class index 0..K-1 to "
+        "occur in y_train. Map your labels to 0..K-1 (e.g. numpy.unique(y, return_inverse=True))")
+
+
 def _class_names(arrays: dict[str, np.ndarray], largest_label: int, path: Path) -> list[str]:
     if "class_names" not in arrays:
         return [str(index) for index in range(largest_label + 1)]
@@ -214,6 +229,7 @@ def load_npz(path: str | Path) -> RawSplits:
         x_train, x_test = x_train[..., np.newaxis], x_test[..., np.newaxis]
     largest_label = int(max(y_train.max(), y_test.max()))
     class_names = _class_names(arrays, largest_label, path)
+    _check_every_class_is_trained(y_train, len(class_names), path)
     eight_bit = np.issubdtype(x_train.dtype, np.integer) and max(x_train.max(), x_test.max()) <= 255
     return RawSplits(
         x_train=x_train,

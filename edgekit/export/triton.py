@@ -203,20 +203,27 @@ def add_model_version(repository: str | os.PathLike, model_name: str,
     proto = onnx.load(str(onnx_path), load_external_data=False)
     config = build_model_config(model_name, proto, labels=bool(class_names), **config_options)
     text = config_text(config)
+    from edgekit.outputs import OutputLock
+
     model_folder = Path(repository) / model_name
     model_folder.mkdir(parents=True, exist_ok=True)
-    staging = model_folder / f".version-{os.getpid()}.partial"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
-    shutil.copyfile(onnx_path, staging / MODEL_FILENAME)
-    if lineage is not None:
-        (staging / LINEAGE_FILENAME).write_text(json.dumps(lineage, indent=2) + "\n")
-    version = _claim_version(model_folder, staging)
-    if class_names:
-        from edgekit.export.labels import labels_text
+    with OutputLock(model_folder):  # one writer per served model (export, deploy)
+        _remove_dead_partials(model_folder)
+        staging = model_folder / f".version-{os.getpid()}.partial"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir()
+        try:
+            shutil.copyfile(onnx_path, staging / MODEL_FILENAME)
+            if lineage is not None:
+                (staging / LINEAGE_FILENAME).write_text(json.dumps(lineage, indent=2) + "\n")
+            version = _claim_version(model_folder, staging)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)  # gone already when the claim succeeded
+        if class_names:
+            from edgekit.export.labels import labels_text
 
-        _write_atomically(model_folder / LABELS_FILENAME, labels_text(class_names))
-    _write_atomically(model_folder / CONFIG_FILENAME, text)
+            _write_atomically(model_folder / LABELS_FILENAME, labels_text(class_names))
+        _write_atomically(model_folder / CONFIG_FILENAME, text)
     parsed = read_model_config(model_folder / CONFIG_FILENAME)
     if parsed != config:
         raise ModelError(f"{model_folder / CONFIG_FILENAME} did not read back as written")
@@ -242,8 +249,23 @@ def _claim_version(model_folder: Path, staging: Path) -> int:
 
 def _write_atomically(path: Path, text: str) -> None:
     temporary = path.parent / f".{path.name}.tmp"
-    temporary.write_text(text)
-    os.replace(temporary, path)
+    try:
+        temporary.write_text(text)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def _remove_dead_partials(model_folder: Path) -> None:
+    """A crashed export's ``.version-PID.partial`` is removed, never taken for a version."""
+    for leftover in model_folder.glob(".version-*.partial"):
+        try:
+            owner = int(leftover.name.split("-", 1)[1].split(".", 1)[0])
+            os.kill(owner, 0)
+        except ProcessLookupError:
+            shutil.rmtree(leftover, ignore_errors=True)
+        except (ValueError, PermissionError):
+            pass
 
 
 def _dynamic_first_axis(value) -> bool:

@@ -144,6 +144,14 @@ def _read_npy(path: Path, input_shape: list[int]) -> np.ndarray:
         array = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as error:
         raise DataError(f"cannot read {path} as a .npy array ({error}); save it with numpy.save") from None
+    if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)
+            or array.dtype == np.bool_):
+        raise DataError(f"{path.name} holds {array.dtype} values; expected real numbers (raw "
+                        "samples as integers or floats); save the samples as a numeric array")
+    if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
+        bad = int((~np.isfinite(array)).sum())
+        raise DataError(f"{path.name} holds {bad} NaN or infinite value(s); expected finite raw "
+                        "samples; clean the data before sending it")
     if _fits(array.shape, input_shape):
         return array[np.newaxis]
     if array.ndim == len(input_shape) + 1 and _fits(array.shape[1:], input_shape):

@@ -117,6 +117,7 @@ def _prepare_resume(final: Path, staging: Path, options: dict):
     from edgekit.train.checkpoint import read_state
 
     state = read_state(staging)
+    copy_from_final = False
     if state is None:
         state = read_state(final)
         if state is None:
@@ -124,10 +125,7 @@ def _prepare_resume(final: Path, staging: Path, options: dict):
                 f"--resume found no checkpoint in {final} or {staging}; expected the output folder "
                 "of an earlier edgekit train run. Drop --resume to start a new run"
             )
-        import shutil
-
-        outputs.discard(staging)
-        shutil.copytree(final, staging)
+        copy_from_final = True
     saved = TrainConfig.from_options(state["config"])
     for key, value in options.items():
         if key not in _RESUMABLE_CHANGES and value != getattr(saved, key):
@@ -143,6 +141,11 @@ def _prepare_resume(final: Path, staging: Path, options: dict):
             f"{saved.epochs}. Pass --epochs greater than {state['epochs_done']} to continue it"
         )
     saved.validate()
+    if copy_from_final:  # only once the resume is accepted: a refused one leaves nothing behind
+        import shutil
+
+        outputs.discard(staging)
+        shutil.copytree(final, staging)
     return saved, state
 
 

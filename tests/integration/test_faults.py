@@ -250,3 +250,113 @@ def test_serve_killed_with_sigkill_takes_its_triton_server_with_it(folders, tmp_
     second = _serve(edgekit_command, folders["root"] / "repo", ports, tmp_path)  # same ports
     second.send_signal(signal.SIGINT)
     second.wait(timeout=60)
+
+
+def test_bench_marks_an_artifact_whose_sha256_left_its_manifest(folders, run, tmp_path):
+    child = tmp_path / "child"
+    shutil.copytree(folders["child"], child)
+    # Still a loadable .tflite (padding after the flatbuffer), but not the bytes export recorded.
+    with open(child / "export" / "model_fp32.tflite", "ab") as handle:
+        handle.write(b"\0" * 16)
+    result = run("bench", child, "--only", "tflite-fp32", "--samples", "30", "--min-runs", "5",
+                 "--min-seconds", "0.05", "--warmup-runs", "1")
+    assert result.returncode == 0, result.stderr
+    report = json.loads((child / "bench" / "bench.json").read_text())
+    assert report["artifacts"][0]["integrity"] == "mismatch"
+    assert "sha256 differs from the one its manifest recorded" in result.stdout
+
+
+@pytest.mark.parametrize("content", ["[]", "null", "{\"model\": 3}", "{not json"])
+def test_a_manifest_of_the_wrong_shape_is_one_line(folders, run, tmp_path, content):
+    child = tmp_path / "child"
+    shutil.copytree(folders["child"], child)
+    (child / "manifest.json").write_text(content)
+    for command in (["export", child, "--to", "tflite"], ["bench", child], ["report", child],
+                    ["compress", child, "--fp16", "--output", tmp_path / "out"]):
+        line = _one_error_line(run(*command))
+        assert "manifest.json" in line
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_non_json_bench_json_is_one_line_for_report(folders, run, tmp_path):
+    child = tmp_path / "child"
+    shutil.copytree(folders["child"], child)
+    (child / "bench").mkdir(exist_ok=True)
+    (child / "bench" / "bench.json").write_text("not json at all")
+    line = _one_error_line(run("report", child))
+    assert "bench.json is not JSON" in line
+
+
+@pytest.mark.parametrize("values, message", [
+    ("strings", "holds <U"),
+    ("complex", "holds complex"),
+    ("nan", "NaN or infinite"),
+])
+def test_infer_refuses_npy_inputs_that_are_not_finite_real_numbers(tmp_path, values, message):
+    import numpy as np
+
+    from edgekit.errors import DataError
+    from edgekit.serve.inputs import load_batch, resolve_preprocessing
+
+    array = {"strings": np.array([["a"] * 8] * 8), "complex": np.ones((8, 8, 1), np.complex64),
+             "nan": np.full((8, 8, 1), np.nan, np.float32)}[values]
+    np.save(tmp_path / "x.npy", array)
+    with pytest.raises(DataError, match=message):
+        load_batch(tmp_path / "x.npy", [8, 8, 1], "float32", resolve_preprocessing("none", {}))
+
+
+def test_a_sparse_label_set_is_refused_with_the_offending_values(run, tmp_path):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    y_train = np.array([0, 1, 2] * 10 + [99])
+    np.savez(tmp_path / "sparse.npz", x_train=rng.integers(0, 255, (31, 6, 6, 1)).astype(np.uint8),
+             y_train=y_train, x_test=rng.integers(0, 255, (6, 6, 6, 1)).astype(np.uint8),
+             y_test=np.array([0, 1, 2, 0, 1, 99]))
+    line = _one_error_line(run("train", "--model", "mlp", "--dataset", "npz:sparse.npz",
+                               "--epochs", "1", "--output", "out"))
+    assert "96 of the 100 classes" in line and "labels present: 0, 1, 2, 99" in line
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_corrupt_checkpoint_and_a_refused_resume_are_clean(folders, run, tmp_path):
+    trained = tmp_path / "trained"
+    shutil.copytree(folders["trained"], trained)
+    before = _tree(trained)
+    line = _one_error_line(run("train", "--output", trained, "--resume", "--epochs", "3",
+                               "--batch-size", "64"))
+    assert "--resume continues a run with batch_size=32" in line
+    assert _tree(trained) == before and not (tmp_path / ".trained.partial").exists()
+    (trained / "checkpoints" / "state.json").write_text("{cut off")
+    line = _one_error_line(run("train", "--output", trained, "--resume", "--epochs", "3"))
+    assert "state.json is not JSON" in line and "--force" in line
+    assert not (tmp_path / ".trained.partial").exists()
+
+
+def test_an_interruption_after_the_output_is_committed_exits_0(tmp_path):
+    import click
+    from click.testing import CliRunner
+
+    from edgekit import outputs
+    from edgekit.cli.common import EdgekitGroup
+
+    @click.command("make")
+    def make():
+        staging = outputs.staging_path(tmp_path / "result")
+        staging.mkdir()
+        (staging / "done.txt").write_text("complete")
+        outputs.publish(staging, tmp_path / "result")
+        raise KeyboardInterrupt  # Ctrl-C while the summary prints
+
+    @click.command("fail")
+    def fail():
+        raise KeyboardInterrupt  # Ctrl-C before anything was written
+
+    group = EdgekitGroup("edgekit", commands={"make": make, "fail": fail})
+    outputs.COMMITTED.clear()
+    failed = CliRunner().invoke(group, ["fail"])
+    assert failed.exit_code == 130 and "nothing was written" in failed.output
+    made = CliRunner().invoke(group, ["make"])
+    outputs.COMMITTED.clear()
+    assert made.exit_code == 0 and "it is complete" in made.output
+    assert (tmp_path / "result" / "done.txt").read_text() == "complete"
