@@ -26,20 +26,6 @@ def staging_path(final: str | os.PathLike) -> Path:
     return final.parent / f".{final.name}.partial"
 
 
-def check_writable(final: str | os.PathLike, force: bool) -> None:
-    """Refuse an output folder that exists and is not empty, unless ``force``."""
-    final = Path(final)
-    if final.exists() and not final.is_dir():
-        raise OutputExistsError(
-            f"output {final} exists and is a file; expected a folder path. Choose another --output"
-        )
-    if final.is_dir() and any(final.iterdir()) and not force:
-        raise OutputExistsError(
-            f"output folder {final} exists and is not empty; pass --force to replace it, "
-            "--resume to continue its training, or choose another --output"
-        )
-
-
 # Outputs this process has committed (renamed into place): an interruption after that point
 # leaves a complete result, which the CLI reports with exit code 0 rather than 130.
 COMMITTED: list[Path] = []
@@ -106,9 +92,10 @@ def check_output(final: str | os.PathLike, force: bool, kinds: tuple[str, ...],
             f"output folder {final} exists and is {what}; --force replaces only an edgekit "
             f"{' or '.join(kinds)} folder. Choose another --output, or remove it yourself")
     if not force:
+        resume = ", --resume to continue its training" if "train" in kinds else ""
         raise OutputExistsError(
-            f"output folder {final} exists and is not empty; pass --force to replace it, "
-            "--resume to continue its training, or choose another --output")
+            f"output folder {final} exists and is not empty; pass --force to replace it{resume}, "
+            "or choose another --output")
 
 
 def check_output_path(final: str | os.PathLike, inputs: tuple = ()) -> None:

@@ -9,11 +9,42 @@ from edgekit.errors import ModelError, OutputExistsError
 def test_non_empty_output_is_refused_without_force(tmp_path):
     final = tmp_path / "model"
     final.mkdir()
+    (final / "manifest.json").write_text(json.dumps({"stage": "compress"}))
     (final / "keep.txt").write_text("earlier work")
-    with pytest.raises(OutputExistsError, match="exists and is not empty; pass --force"):
-        outputs.check_writable(final, force=False)
-    outputs.check_writable(final, force=True)
-    outputs.check_writable(tmp_path / "new", force=False)
+    with pytest.raises(OutputExistsError, match="exists and is not empty; pass --force to replace "
+                                                "it, or choose"):
+        outputs.check_output(final, False, ("compress",))
+    with pytest.raises(OutputExistsError, match="pass --force to replace it, --resume"):
+        outputs.check_output(final, False, ("compress", "train"))
+    outputs.check_output(final, True, ("compress",))
+    outputs.check_output(tmp_path / "new", False, ("compress",))
+
+
+def test_force_never_replaces_a_folder_edgekit_did_not_write(tmp_path):
+    final = tmp_path / "mine"
+    final.mkdir()
+    (final / "thesis.tex").write_text("years of work")
+    with pytest.raises(OutputExistsError, match="edgekit did not write"):
+        outputs.check_output(final, True, ("compress",))
+    (final / "manifest.json").write_text(json.dumps({"stage": "train"}))
+    with pytest.raises(OutputExistsError, match="is an edgekit train folder"):
+        outputs.check_output(final, True, ("export",))
+
+
+def test_an_output_that_is_holds_or_lies_in_an_input_is_refused(tmp_path):
+    from edgekit.errors import OptionError
+
+    data = tmp_path / "images"
+    data.mkdir()
+    model = tmp_path / "models" / "m.keras"
+    model.parent.mkdir()
+    model.write_bytes(b"x")
+    with pytest.raises(OptionError, match="contains the input"):
+        outputs.check_output(tmp_path / "models", True, ("compress",), inputs=(model,))
+    with pytest.raises(OptionError, match="lies inside the input"):
+        outputs.check_output(data / "out", True, ("compress",), inputs=(data,))
+    with pytest.raises(OptionError, match="is the input"):
+        outputs.check_output(data, True, ("compress",), inputs=(data,))
 
 
 def test_publish_replaces_only_when_the_new_folder_is_complete(tmp_path):
