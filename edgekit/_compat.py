@@ -90,3 +90,29 @@ def keras():
 def is_keras2_model(model) -> bool:
     """True when ``model`` is a tf-keras (Keras 2) model, the kind tfmot and tf2onnx accept."""
     return isinstance(model, keras().Model)
+
+
+# TensorFlow reports file-system failures of its own writers (checkpoints, SavedModels) as
+# OpErrors whose message carries the C library's text; edgekit turns them into the OSError they
+# are, so the CLI prints one line naming the path. Can go if TensorFlow raises OSError itself.
+_OS_MESSAGES = {"No space left on device": "ENOSPC", "Disk quota exceeded": "EDQUOT",
+                "Permission denied": "EACCES", "Read-only file system": "EROFS",
+                "File name too long": "ENAMETOOLONG", "Too many open files": "EMFILE"}
+
+
+def os_error_from_tensorflow(error: BaseException) -> OSError | None:
+    """The OSError behind a TensorFlow file-system error, or None for any other exception."""
+    import errno
+    import re
+
+    if not (type(error).__module__ or "").startswith("tensorflow"):
+        return None
+    text = str(error)
+    for phrase, name in _OS_MESSAGES.items():
+        if phrase in text:
+            found = re.findall(r"(?:^|\s)(/[^\s;]+)", text.split(phrase)[0])
+            path = found[-1] if found else None
+            if path and "_temp/" in path:  # TensorFlow's own temporary name: name its folder
+                path = path.split("_temp/")[0].rsplit("/", 1)[0]
+            return OSError(getattr(errno, name), phrase, path)
+    return None

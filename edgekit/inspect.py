@@ -168,6 +168,16 @@ def _triton(folder: Path) -> dict:
     config = read_model_config(folder / "config.pbtxt")
     as_dict = json_format.MessageToDict(config, preserving_proto_field_name=True)
     versions = existing_versions(folder)
+    if not versions:
+        raise ModelError(f"Triton model folder {str(folder)!r} has no version folder (1/, 2/...); "
+                         "expected <version>/model.onnx beside config.pbtxt; add a version with "
+                         "edgekit export --to triton or edgekit deploy triton")
+    missing = [version for version in versions
+               if not any((folder / str(version)).glob("model.*"))]
+    if missing:
+        raise ModelError(f"Triton model folder {str(folder)!r}: version {missing[0]} holds no model "
+                         f"file (expected {missing[0]}/model.onnx); Triton cannot load it. Deploy "
+                         "that version again, or remove its folder")
     latest = folder / str(versions[-1]) / "model.onnx" if versions else None
     pb_tensors = {"inputs": config.input, "outputs": config.output}
     tensors = {key: [{"name": tensor.name, "data_type": pb_data_type(tensor.data_type),

@@ -34,6 +34,14 @@ class EdgekitGroup(click.Group):
         except OSError as error:  # the disk, permissions, the OS: one line, never a traceback
             click.echo(f"error: {os_error_message(error)}", err=True)
             sys.exit(1)
+        except Exception as error:
+            from edgekit._compat import os_error_from_tensorflow
+
+            converted = os_error_from_tensorflow(error)
+            if converted is None:
+                raise
+            click.echo(f"error: {os_error_message(converted)}", err=True)
+            sys.exit(1)
         finally:
             signal.signal(signal.SIGTERM, previous)
 

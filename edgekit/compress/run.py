@@ -170,8 +170,9 @@ def _compress(config, parent, final: Path, loaded_dataset, custom_objects, given
     outputs.discard(staging)
     staging.mkdir(parents=True)
     try:
-        manifest = _run(config, parent, parent_model, loaded_dataset, stages, staging, final,
-                        progress, settings, working_model)
+        with outputs.writing(final):
+            manifest = _run(config, parent, parent_model, loaded_dataset, stages, staging, final,
+                            progress, settings, working_model)
         if conversion is not None:
             manifest["keras3_conversion"] = conversion
         manifest["options"] = given

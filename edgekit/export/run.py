@@ -136,8 +136,9 @@ def export(model: str | os.PathLike, output_dir: str | os.PathLike | None = None
         job = ExportJob(source=source, config=config, staging=staging, final=final, x=x,
                         reference=np.asarray(reference, dtype=np.float32))
         try:
-            for name in _ordered(config.to):
-                WRITERS.get(name)(job)
+            with outputs.writing(final):
+                for name in _ordered(config.to):
+                    WRITERS.get(name)(job)
             manifest = _manifest(job, time.time() - started)
             manifest_io.write_manifest(staging, manifest)
             outputs.publish(staging, final)

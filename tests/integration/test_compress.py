@@ -340,6 +340,7 @@ def test_an_existing_output_is_refused_and_kept(parent, compress_cli, tmp_path):
     folder, _ = parent
     output = tmp_path / "taken"
     output.mkdir()
+    (output / "manifest.json").write_text('{"stage": "compress"}')  # an earlier compress run's
     (output / "earlier.txt").write_text("earlier work")
     result = compress_cli(str(folder), "--fp16", "--output", str(output))
     assert result.exit_code == 2 and "exists and is not empty; pass --force" in result.stderr

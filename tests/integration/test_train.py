@@ -237,6 +237,7 @@ def test_bad_input_gets_one_clear_line_and_exit_code_2(arguments, message, cli_r
 def test_existing_output_is_refused_and_kept(cli_runner, tmp_path):
     output = tmp_path / "taken"
     output.mkdir()
+    (output / "manifest.json").write_text('{"stage": "train"}')  # an earlier train run's folder
     (output / "earlier.txt").write_text("earlier work")
     result = cli_runner("train", "--epochs", "1", "--output", str(output))
     assert result.exit_code == 2
