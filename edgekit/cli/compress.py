@@ -57,7 +57,13 @@ def compress_command(ctx: click.Context, model, output, force, **_):
     from edgekit.compress import compress
 
     options = given_options(ctx, _OPTIONS)
-    result = compress(model, output_dir=output, force=force, **options)
+    from edgekit.compress.run import ConversionCheckError
+
+    try:
+        result = compress(model, output_dir=output, force=force, **options)
+    except ConversionCheckError as error:
+        print_compression_summary(error.result)
+        raise
     print_compression_summary(result)
 
 

@@ -50,12 +50,21 @@ class QuantizationAwareTraining:
         quantized = [layer.name for layer in working.layers if role(layer, "qat") == COMPRESS]
         left_float = [layer.name for layer in working.layers if role(layer, "qat") != COMPRESS
                       and type(layer).__name__ != "InputLayer"]
+        output_quantized = [layer.name for layer in working.layers
+                            if type(layer).__name__ in OUTPUT_QUANTIZED_LAYERS
+                            and layer.name in left_float]
 
         def annotate(layer):
             if layer.name in quantized:
                 # A custom layer brings its own QuantizeConfig (tfmot's interface for it).
                 return tfmot.quantization.keras.quantize_annotate_layer(
                     layer, quantize_config=getattr(layer, "quantize_config", None))
+            if layer.name in output_quantized:
+                # A Rescaling / Normalization left in float still needs its output range: without
+                # it the converter folds its scale away and the int8 model sees raw-range input
+                # (a Keras 3 ResNet-8 with Rescaling(1/255) came out at 10% through LiteRT).
+                return tfmot.quantization.keras.quantize_annotate_layer(
+                    layer, quantize_config=_output_quantization())
             if layer.name in left_float:
                 # Annotated explicitly as "not quantized": left unannotated, a layer feeding a
                 # quantized one is sent to the scheme's registry, and the preserving schemes'
@@ -90,6 +99,7 @@ class QuantizationAwareTraining:
             "scheme": scheme_name,
             "quantized_layers": quantized,
             "left_float_during_qat": left_float,
+            "output_quantized_during_qat": output_quantized,
             "finetune": finetune,
         }
         clustered = context.applied.get("cluster", {}).get("clustered_layers", [])
@@ -131,6 +141,19 @@ def save_qat_model(model, folder, cluster_preserving: bool) -> tuple[str, str]:
         warnings.simplefilter("ignore")  # tf-keras calls .h5 "legacy"; it is the one that reloads
         model.save(Path(folder) / name, save_format=save_format, include_optimizer=False)
     return name, save_format
+
+
+# Weightless preprocessing layers tfmot does not quantize, whose output range the converter needs.
+OUTPUT_QUANTIZED_LAYERS = ("Rescaling", "Normalization")
+
+
+def _output_quantization():
+    """tfmot's config that quantizes a layer's output only (known to ``quantize_scope()``)."""
+    from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
+        default_8bit_quantize_configs,
+    )
+
+    return default_8bit_quantize_configs.Default8BitOutputQuantizeConfig()
 
 
 def _no_quantization():

@@ -12,6 +12,7 @@ from edgekit import outputs
 from edgekit.compress.config import CompressConfig
 from edgekit.compress.parent import Parent, resolve_parent
 from edgekit.config import shell_command
+from edgekit.errors import RunFailedError
 from edgekit.data.sources import dataset_inputs
 
 KERAS_FILE = "model.keras"
@@ -22,6 +23,9 @@ SAVED_MODEL_ATTRIBUTE = "_edgekit_saved_model"
 _LAYER_TECHNIQUE = {"prune": "prune", "cluster": "cluster", "qat": "qat"}
 # How far a Keras 3 model rebuilt as tf-keras may differ from the original (issue 8).
 CONVERSION_TOLERANCE = 1e-5
+# Top-1 agreement a compressed .tflite must keep with the Keras model it was converted from.
+MIN_TFLITE_AGREEMENT = 0.9
+MAX_TFLITE_LOSS = 0.05  # and at most this much accuracy below it
 TFLITE_FILE = "model.tflite"
 
 
@@ -182,7 +186,24 @@ def _compress(config, parent, final: Path, loaded_dataset, custom_objects, given
     except BaseException:
         outputs.discard(staging)
         raise
-    return CompressResult(output_dir=final, manifest=manifest)
+    result = CompressResult(output_dir=final, manifest=manifest)
+    if manifest["status"] == "failed":
+        agreement = manifest["comparison"]["tflite_top1_agreement_with_keras"]
+        raise ConversionCheckError(
+            f"the compressed .tflite agrees with its own Keras model on only {agreement:.2%} of "
+            f"the test split (at least {MIN_TFLITE_AGREEMENT:.0%} expected) and scores "
+            f"{manifest['comparison']['rows'][-1]['accuracy']:.2%}: the conversion lost "
+            f"something. Both are kept in {final}, marked failed in its manifest; try another "
+            "recipe (e.g. --int8 instead of --qat), and report the model if it persists", result)
+    return result
+
+
+class ConversionCheckError(RunFailedError):
+    """The .tflite a recipe wrote disagrees with its Keras model (exit code 1)."""
+
+    def __init__(self, message: str, result: CompressResult):
+        super().__init__(message)
+        self.result = result
 
 
 def _working_model(parent_model, config: CompressConfig, dataset, parent: Parent):
@@ -310,6 +331,14 @@ def _run(config: CompressConfig, parent: Parent, parent_model, dataset, stages, 
     runtime = LiteRTModel.load(staging / TFLITE_FILE)
     keras_probabilities = measure.keras_probabilities(reloaded, x_test, from_logits)
     tflite_probabilities = measure.tflite_probabilities(runtime, x_test, from_logits)
+    # The .tflite must answer as the Keras model it was converted from: a conversion that lost
+    # something (a folded scale, a dropped op) is a failed run, never a quiet row in a table.
+    agreement = float((keras_probabilities.argmax(1) == tflite_probabilities.argmax(1)).mean()) \
+        if len(x_test) else 1.0
+    keras_accuracy = float((keras_probabilities.argmax(1) == y_test).mean()) if len(x_test) else 0.0
+    tflite_accuracy = float((tflite_probabilities.argmax(1) == y_test).mean()) if len(x_test) else 0.0
+    # An untrained model's answers are near-ties that any rounding flips: only a real loss fails.
+    lost = agreement < MIN_TFLITE_AGREEMENT and tflite_accuracy < keras_accuracy - MAX_TFLITE_LOSS
     rows.append(measure.keras_row("compressed keras", reloaded,
                                   _model_bytes(staging / model_name), keras_probabilities,
                                   y_test, parent_accuracy))
@@ -320,7 +349,7 @@ def _run(config: CompressConfig, parent: Parent, parent_model, dataset, stages, 
         "kind": "model",
         "stage": "compress",
         "name": final.name,
-        "status": "complete",
+        "status": "failed" if lost else "complete",
         "created": manifest_io.now(),
         "parent": parent.record(),
         "recipe": config.recipe(),
@@ -342,6 +371,8 @@ def _run(config: CompressConfig, parent: Parent, parent_model, dataset, stages, 
             "reference_accuracy": "parent keras model",
             "keras_sizes": "models saved as .keras without optimizer state",
             "reference_size": "parent converted to a float32 .tflite in this run",
+            "tflite_top1_agreement_with_keras": round(agreement, 6),
+            "min_tflite_top1_agreement": MIN_TFLITE_AGREEMENT,
             "rows": rows,
         },
         "versions": manifest_io.versions(("tensorflow-model-optimization", "ai-edge-litert")),
