@@ -153,7 +153,8 @@ def export(model: str | os.PathLike, output_dir: str | os.PathLike | None = None
             + "; ".join(f"{name}: {', '.join(job.artifacts[name]['fidelity']['failures'])}"
                         for name in failed)
             + f". They are kept, marked failed, in {final / manifest_io.MANIFEST_NAME}; loosen "
-            + " / ".join(_threshold_flags(job.artifacts[name]["fidelity"]) for name in failed)
+            + " / ".join(dict.fromkeys(flag for name in failed
+                                       for flag in _threshold_flags(job.artifacts[name]["fidelity"])))
             + " only if that is acceptable", result)
     return result
 
@@ -189,13 +190,13 @@ def _export_object(model, output_dir, force: bool, progress: bool, options: dict
         return export(path, output_dir=output_dir, force=force, progress=progress, **options)
 
 
-def _threshold_flags(fidelity_record: dict) -> str:
+def _threshold_flags(fidelity_record: dict) -> list[str]:
     kind = fidelity_record["thresholds"]["class"]
     flags = []
     for failure in fidelity_record["failures"]:
         flags.append(f"--{kind}-max-abs-diff" if failure.startswith("max abs diff")
                      else f"--{kind}-min-agreement")
-    return " / ".join(flags)
+    return flags
 
 
 def _ordered(formats) -> list[str]:
