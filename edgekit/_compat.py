@@ -87,6 +87,12 @@ def keras():
     return _import_silently("tf_keras")
 
 
+def tfmot():
+    """tensorflow-model-optimization, imported after TensorFlow and as quietly."""
+    keras()
+    return _import_silently("tensorflow_model_optimization")
+
+
 def is_keras2_model(model) -> bool:
     """True when ``model`` is a tf-keras (Keras 2) model, the kind tfmot and tf2onnx accept."""
     return isinstance(model, keras().Model)

@@ -155,9 +155,13 @@ def _folder_subject(folder: Path, dataset, data_dir) -> Subject:
     seen: set[str] = set()
 
     def add(artifact: Artifact) -> None:
-        if artifact.sha256 and artifact.sha256 in seen:
-            return  # export reuses compress's .tflite: one file, one row
         artifact.recorded_sha256 = _recorded_sha256(Path(artifact.path))
+        if artifact.sha256 and artifact.sha256 in seen and artifact.integrity != "mismatch":
+            return  # export reuses compress's .tflite: one file, one row
+        if any(other.name == artifact.name for other in subject.artifacts):
+            # Two different files under one name (one was changed after it was written):
+            # measure both, and say where the second one lives.
+            artifact.name = f"export/{artifact.name}"
         seen.add(artifact.sha256 or artifact.path)
         subject.artifacts.append(artifact)
 

@@ -34,6 +34,11 @@ class EdgekitGroup(click.Group):
         except OSError as error:  # the disk, permissions, the OS: one line, never a traceback
             click.echo(f"error: {os_error_message(error)}", err=True)
             sys.exit(1)
+        except ImportError as error:
+            if not isinstance(error.__cause__ or error.__context__, KeyboardInterrupt):
+                raise
+            click.echo("error: interrupted while loading libraries; nothing was written", err=True)
+            sys.exit(130)
         except Exception as error:
             from edgekit._compat import os_error_from_tensorflow
 

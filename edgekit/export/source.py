@@ -191,16 +191,18 @@ def load_keras(path: Path, settings=None):
     try:
         return load_model_file(path, settings=settings)
     except ModelError as first:
-        if not Path(path).exists() or "serialized Python code" in str(first) \
-                or "custom class" in str(first) or "custom objects" in str(first):
+        from edgekit.models.loading import is_quantization_aware_file
+
+        if not is_quantization_aware_file(path):
             raise
         try:
-            import tensorflow_model_optimization as tfmot
+            from edgekit._compat import tfmot
 
-            with tfmot.quantization.keras.quantize_scope():
+            with tfmot().quantization.keras.quantize_scope():
                 return load_model_file(path, settings=settings)
         except (ImportError, ModelError):
             raise first from None
+
 
 
 def _refuse_artifact(path: Path) -> None:

@@ -171,3 +171,14 @@ def short_reason(error: BaseException) -> str:
     if len(message) > _REASON_LENGTH:
         message = message[: _REASON_LENGTH - 3] + "..."
     return f"{type(error).__name__}: {message}"
+
+
+def is_quantization_aware_file(path) -> bool:
+    """True for a model file holding tfmot's QAT wrappers (it loads inside quantize_scope)."""
+    from edgekit.models.fileinfo import read_model_info
+
+    try:
+        classes = read_model_info(path).custom_classes
+    except ModelError:
+        return False
+    return any(name.startswith("Quantize") for name in classes)

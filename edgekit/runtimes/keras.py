@@ -78,12 +78,14 @@ class KerasModel:
         try:
             model = load_model_file(path, **loading)
         except ModelError as first:
-            if "serialized Python code" in str(first) or "custom class" in str(first):
+            from edgekit.models.loading import is_quantization_aware_file
+
+            if not is_quantization_aware_file(path):
                 raise
             try:  # a quantization-aware model loads only inside tfmot's scope
-                import tensorflow_model_optimization as tfmot
+                from edgekit._compat import tfmot
 
-                with tfmot.quantization.keras.quantize_scope():
+                with tfmot().quantization.keras.quantize_scope():
                     model = load_model_file(path, **loading)
             except Exception:  # noqa: BLE001  (the first error says what is wrong)
                 raise first from None

@@ -263,10 +263,7 @@ def _stage(folder: Path) -> str | None:
     path = folder / manifest_io.MANIFEST_NAME
     if not path.is_file():
         return None
-    try:
-        return json.loads(path.read_text()).get("stage")
-    except (ValueError, UnicodeDecodeError):
-        return None
+    return manifest_io.read_manifest(folder).get("stage")  # a malformed one: ModelError
 
 
 def _model_folder(model) -> tuple[Path, str]:

@@ -19,6 +19,8 @@ from edgekit.train.distribute import is_chief
 
 # Options that only say where things are or what gets logged: a resumed run may change them.
 _RESUMABLE_CHANGES = {"epochs", "data_dir", "tensorboard"}
+# Marks a resume state whose staging folder this run copied from the finished folder.
+COPIED_KEY = "_copied_from_final"
 
 
 class TrainingInterrupted(EdgekitError):
@@ -146,6 +148,7 @@ def _prepare_resume(final: Path, staging: Path, options: dict):
 
         outputs.discard(staging)
         shutil.copytree(final, staging)
+        state[COPIED_KEY] = True
     return saved, state
 
 
@@ -179,6 +182,7 @@ def _run(config: TrainConfig, final: Path, staging: Path, state: dict | None,
     x_val, y_val = dataset.preprocessed("val")
 
     fresh = state is None
+    copied = bool(state and state.get(COPIED_KEY))
     staging.mkdir(parents=True, exist_ok=True)
     try:
         history, stopper, epochs_done = _fit(model, config, staging, state, augmentation,
@@ -187,8 +191,35 @@ def _run(config: TrainConfig, final: Path, staging: Path, state: dict | None,
         _abandon(staging, fresh)
         raise TrainingInterrupted(_interrupted_message(config, final, staging)) from None
     except Exception:
-        _abandon(staging, fresh)
+        _discard_failed(staging, fresh, copied)
         raise
+    try:
+        return _finish(config, final, staging, state, dataset, model, from_logits, parent, settings,
+                       policy, distribution, strategy, gpus, history, stopper, epochs_done,
+                       started)
+    except KeyboardInterrupt:
+        raise TrainingInterrupted(_interrupted_message(config, final, staging)) from None
+    except Exception:
+        _discard_failed(staging, fresh, copied)
+        raise
+
+
+def _discard_failed(staging: Path, fresh: bool, copied: bool) -> None:
+    """A run that failed (a full disk, a corrupt checkpoint) leaves nothing of its own behind.
+
+    A resumed run's staging folder holds the user's earlier checkpoints and is kept, unless this
+    run copied it from the finished folder itself.
+    """
+    if fresh or copied:
+        outputs.discard(staging)
+
+
+def _finish(config, final, staging, state, dataset, model, from_logits, parent, settings, policy,
+            distribution, strategy, gpus, history, stopper, epochs_done, started) -> TrainResult:
+    """Evaluate, save the model, plots and manifest in the staging folder, then publish it."""
+    from edgekit._compat import tensorflow
+
+    tf = tensorflow()
 
     x_test, y_test = dataset.preprocessed("test")
     probabilities = model.predict(x_test, batch_size=256, verbose=0)
