@@ -115,17 +115,12 @@ def check_output_path(final: str | os.PathLike, inputs: tuple = ()) -> None:
             continue
         source = Path(given).resolve()
         if resolved == source or source.is_relative_to(resolved) or \
-                (source.is_dir() and resolved.is_relative_to(source) and _data_folder(source)):
+                (source.is_dir() and resolved.is_relative_to(source)):
             relation = ("is" if resolved == source else "contains" if source.is_relative_to(resolved)
                         else "lies inside")
             raise OptionError(
                 f"output {str(final)!r} {relation} the input {str(given)!r}; writing it would "
                 "destroy what this run reads, --force or not. Choose another --output")
-
-
-def _data_folder(folder: Path) -> bool:
-    """True for a folder read as data or as a model (not an edgekit model folder's own layout)."""
-    return not (folder / "manifest.json").is_file()
 
 
 def _edgekit_stage(folder: Path) -> str | None:

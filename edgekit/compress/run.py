@@ -124,8 +124,10 @@ def compress(model, output_dir: str | os.PathLike | None = None, force: bool = F
     parent = resolve_parent(model, config)
     config = parent.resolve_config(config)
     final = Path(output_dir) if output_dir is not None else default_output_dir(parent.name, config)
+    parent_folder = parent.path if parent.manifest is not None else None
     outputs.check_output(final, force, ("compress",),
-                         inputs=(parent.model_path, *dataset_inputs(config.dataset, config.data_dir)))
+                         inputs=(parent.model_path, parent_folder,
+                                 *dataset_inputs(config.dataset, config.data_dir)))
     with outputs.OutputLock(final):
         return _compress(config, parent, final, loaded_dataset, custom_objects, given, in_memory,
                          progress)

@@ -125,6 +125,8 @@ def export(model: str | os.PathLike, output_dir: str | os.PathLike | None = None
     outputs.check_output(final, force, ("export",),
                          inputs=(source.model_file, *folder_inputs,
                                  *dataset_inputs(config.dataset, config.data_dir)))
+    if "triton" in config.to and source.folder is not None:
+        _check_repository(Path(config.triton_repository), source.folder)
     with outputs.OutputLock(final):
         staging = outputs.staging_path(final)
         outputs.discard(staging)
@@ -188,6 +190,19 @@ def _export_object(model, output_dir, force: bool, progress: bool, options: dict
             path = Path(folder) / f"{name}.keras"
             model.save(path)
         return export(path, output_dir=output_dir, force=force, progress=progress, **options)
+
+
+def _check_repository(repository: Path, folder: Path) -> None:
+    """The Triton repository gets new folders: never inside the model folder, nor around it."""
+    from edgekit.errors import OptionError
+
+    repository, model = repository.resolve(), folder.resolve()
+    if repository == model or repository.is_relative_to(model) or model.parent == repository:
+        raise OptionError(
+            f"--triton-repository {str(repository)!r} would put Triton's files "
+            f"{'inside' if repository.is_relative_to(model) else 'beside the files of'} the model "
+            f"folder {str(folder)!r} this export reads; pass a repository of its own, e.g. "
+            "--triton-repository triton_repo")
 
 
 def _threshold_flags(fidelity_record: dict) -> list[str]:

@@ -183,6 +183,11 @@ def convert_to_tflite(model, mode: str = "fp32", representative_data: np.ndarray
         with quiet_native_logs(logs), contextlib.redirect_stdout(printed):
             return bytes(converter.convert())
     except Exception as error:  # noqa: BLE001  (ConverterError, ValueError, RuntimeError...)
+        from edgekit._compat import os_error_from_tensorflow
+
+        os_error = os_error_from_tensorflow(error)
+        if os_error is not None:  # the disk or the OS, not the model: say so
+            raise os_error from error
         raise ModelError(converter_failure(error, model.name, chosen.name, "".join(logs))) from None
 
 

@@ -104,6 +104,16 @@ class TritonClient:
             raise InferenceError(f"Triton at {self.url} refused {action}: {message}") from None
         except (OSError, EOFError) as error:  # geventhttpclient raises socket errors as they are
             raise self._unreachable(str(error) or type(error).__name__) from None
+        except Exception as error:  # noqa: BLE001
+            if not (type(error).__module__ or "").startswith("geventhttpclient"):
+                raise
+            # Something answered, but not in HTTP: most often the gRPC port given to HTTP.
+            other = "grpc" if self.protocol == "http" else "http"
+            raise ServeError(
+                f"{self.url} answered, but not in {self.protocol.upper()} "
+                f"({type(error).__name__}); is it Triton's {other} port? Use the HTTP port "
+                f"(8000 by default) for http:// and the gRPC port (8001) for grpc://, or pass "
+                f"--protocol {other}") from error
 
     def _answers(self) -> bool:
         """Whether the server is live: Triton answers some refusals with gRPC's UNAVAILABLE too

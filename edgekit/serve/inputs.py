@@ -152,6 +152,9 @@ def _read_npy(path: Path, input_shape: list[int]) -> np.ndarray:
         bad = int((~np.isfinite(array)).sum())
         raise DataError(f"{path.name} holds {bad} NaN or infinite value(s); expected finite raw "
                         "samples; clean the data before sending it")
+    if array.size == 0:
+        raise DataError(f"{path.name} holds no samples (shape {list(array.shape)}); expected one "
+                        f"sample of shape {input_shape} or a batch of them")
     if _fits(array.shape, input_shape):
         return array[np.newaxis]
     if array.ndim == len(input_shape) + 1 and _fits(array.shape[1:], input_shape):

@@ -18,7 +18,14 @@ import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgekit.errors import OptionError
 from edgekit.serve.errors import ServeError
+
+
+class TritonBinaryError(ServeError, OptionError):
+    """--tritonserver names no executable: bad input (exit code 2), not a failed start."""
+
+    exit_code = 2
 
 _INSTALL_HINT = (
     'install the Triton extra (pip install "edgekit[triton]", Linux x86-64), or pass '
@@ -125,7 +132,7 @@ def _given_build(binary: Path) -> TritonInstallation:
     if binary.is_dir():
         binary = binary / "bin" / "tritonserver"
     if not binary.is_file() or not os.access(binary, os.X_OK):
-        raise ServeError(
+        raise TritonBinaryError(
             f"--tritonserver {binary} is not an executable file; expected the tritonserver binary "
             "of a full Triton build (e.g. /opt/tritonserver/bin/tritonserver in NVIDIA's container)"
         )

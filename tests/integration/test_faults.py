@@ -360,3 +360,32 @@ def test_an_interruption_after_the_output_is_committed_exits_0(tmp_path):
     outputs.COMMITTED.clear()
     assert made.exit_code == 0 and "it is complete" in made.output
     assert (tmp_path / "result" / "done.txt").read_text() == "complete"
+
+
+def test_outputs_inside_the_input_model_folder_are_refused(folders, run, tmp_path):
+    child = tmp_path / "child"
+    shutil.copytree(folders["child"], child)
+    before = _tree(child)
+    line = _one_error_line(run("compress", child, "--fp16", "--output", child / "sub"))
+    assert "lies inside the input" in line
+    line = _one_error_line(run("export", child, "--to", "onnx,triton", "--onnx-precisions", "fp32",
+                               "--output", tmp_path / "exported", "--triton-repository",
+                               child / "repo"))
+    assert "--triton-repository" in line
+    assert _tree(child) == before
+
+
+def test_a_tensorflow_disk_error_is_one_os_error_line():
+    from edgekit._compat import os_error_from_tensorflow
+
+    class ResourceExhaustedError(Exception):
+        __module__ = "tensorflow.python.framework.errors_impl"
+
+    error = ResourceExhaustedError(
+        "{{function_node __wrapped__SaveV2_dtypes_15_device_/job:localhost/replica:0/task:0/device:"
+        "CPU:0}} /data/run/.out.partial/checkpoints/epoch-0001_temp/part-00000-of-00001.data; "
+        "No space left on device [Op:SaveV2]")
+    converted = os_error_from_tensorflow(error)
+    assert converted.errno == __import__("errno").ENOSPC
+    assert converted.filename == "/data/run/.out.partial/checkpoints"
+    assert os_error_from_tensorflow(ValueError("No space left on device")) is None
