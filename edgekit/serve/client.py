@@ -56,6 +56,10 @@ def parse_url(url: str, protocol: str | None = None) -> tuple[str, str]:
         raise OptionError(f"--url {url!r} has no host; expected e.g. http://127.0.0.1:8000")
     if ":" not in address.rsplit("]", 1)[-1]:
         address = f"{address}:{DEFAULT_PORTS[scheme]}"
+    port = address.rsplit(":", 1)[1]
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise OptionError(f"--url {url!r} has port {port!r}; expected a number from 1 to 65535, "
+                          "e.g. http://127.0.0.1:8000")
     return scheme, address
 
 
@@ -105,7 +109,10 @@ class TritonClient:
         except (OSError, EOFError) as error:  # geventhttpclient raises socket errors as they are
             raise self._unreachable(str(error) or type(error).__name__) from None
         except Exception as error:  # noqa: BLE001
-            if not (type(error).__module__ or "").startswith("geventhttpclient"):
+            import http.client
+
+            if not isinstance(error, http.client.HTTPException) and \
+                    not (type(error).__module__ or "").startswith("geventhttpclient"):
                 raise
             # Something answered, but not in HTTP: most often the gRPC port given to HTTP.
             other = "grpc" if self.protocol == "http" else "http"

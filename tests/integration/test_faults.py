@@ -248,8 +248,19 @@ def test_serve_killed_with_sigkill_takes_its_triton_server_with_it(folders, tmp_
     assert not any(Path(f"/proc/{pid}/stat").exists()
                    and Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z" for pid in servers)
     second = _serve(edgekit_command, folders["root"] / "repo", ports, tmp_path)  # same ports
-    second.send_signal(signal.SIGINT)
-    second.wait(timeout=60)
+    try:
+        import numpy as np
+
+        np.save(tmp_path / "x.npy", np.zeros((8, 8, 1), np.float32))
+        env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
+        wrong = subprocess.run([edgekit_command, "infer", "--url", f"http://127.0.0.1:{ports[1]}",
+                                "x.npy"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                               timeout=120)
+        line = _one_error_line(wrong, 1)  # HTTP spoken to the gRPC port
+        assert "answered, but not in HTTP" in line and "--protocol grpc" in line
+    finally:
+        second.send_signal(signal.SIGINT)
+        second.wait(timeout=60)
 
 
 def test_bench_marks_an_artifact_whose_sha256_left_its_manifest(folders, run, tmp_path):
