@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import edgekit  # noqa: E402  (selects Keras 2 first)
 from edgekit.manifest import machine  # noqa: E402
-from results_file import machine_line, replace_section  # noqa: E402
+from results_file import export_fidelity, machine_line, replace_section  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = Path(__file__).resolve().parent / "out"
@@ -170,33 +170,10 @@ def run_compress(own: dict, work: Path, quick: bool, finetune_epochs: int) -> li
 
 
 def run_export(folder: Path, quick: bool) -> dict:
-    from edgekit.export import FidelityError
-
-    options = {"samples": 1000} if quick else {}
-    started = time.time()
-    error = None
-    try:
-        result = edgekit.export(folder, to="tflite,onnx", force=True, **options)
-    except FidelityError as failure:  # the folder is written all the same; record the failure
-        result, error = failure.result, str(failure)
-    artifacts = {}
-    for name, entry in result.artifacts.items():
-        fidelity = entry.get("fidelity") or {}
-        artifacts[name] = {
-            "precision": entry.get("precision"), "status": entry.get("status"),
-            "reason": entry.get("reason"), "agreement": fidelity.get("top1_agreement"),
-            "max_abs_diff": fidelity.get("max_abs_diff"),
-            "mean_abs_diff": fidelity.get("mean_abs_diff"), "samples": fidelity.get("samples"),
-            "min_agreement": (fidelity.get("thresholds") or {}).get("min_top1_agreement"),
-            "max_abs_limit": (fidelity.get("thresholds") or {}).get("max_abs_diff"),
-            "failures": fidelity.get("failures", []),
-        }
-        print(json.dumps({"artifact": name, **{key: artifacts[name][key] for key in
-                                               ("status", "agreement", "max_abs_diff")}}),
-              flush=True)
-    return {"command": relative(result.manifest.get("command") or ""),
-            "seconds": round(time.time() - started, 1), "error": relative(error) if error else None,
-            "artifacts": artifacts}
+    exported = export_fidelity(folder, samples=1000 if quick else None)
+    exported["command"] = relative(exported["command"])
+    exported["error"] = relative(exported["error"]) if exported["error"] else None
+    return exported
 
 
 def run_bench(folder: Path, work: Path, samples: int, quick: bool) -> dict:

@@ -25,3 +25,43 @@ def replace_section(name: str, body: str) -> Path:
     text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
     RESULTS.write_text(text)
     return RESULTS
+
+
+def export_fidelity(folder, samples: int | None = None) -> dict:
+    """``edgekit.export(folder, to="tflite,onnx")`` and each artifact's fidelity, for a figure table.
+
+    A fidelity gate that breaks is recorded (``error``), not raised: the folder is written all
+    the same and the figures say which gate failed.
+    """
+    import json
+    import time
+
+    import edgekit
+    from edgekit.export import FidelityError
+
+    options = {"samples": samples} if samples else {}
+    started = time.time()
+    error = None
+    try:
+        result = edgekit.export(folder, to="tflite,onnx", force=True, **options)
+    except FidelityError as failure:  # the folder is written all the same; record the failure
+        result, error = failure.result, str(failure)
+    artifacts = {}
+    for name, entry in result.artifacts.items():
+        fidelity = entry.get("fidelity") or {}
+        thresholds = fidelity.get("thresholds") or {}
+        artifacts[name] = {
+            "precision": entry.get("precision"), "status": entry.get("status"),
+            "reason": entry.get("reason"), "file": entry.get("file"),
+            "agreement": fidelity.get("top1_agreement"),
+            "max_abs_diff": fidelity.get("max_abs_diff"),
+            "mean_abs_diff": fidelity.get("mean_abs_diff"), "samples": fidelity.get("samples"),
+            "min_agreement": thresholds.get("min_top1_agreement"),
+            "max_abs_limit": thresholds.get("max_abs_diff"),
+            "failures": fidelity.get("failures", []),
+        }
+        print(json.dumps({"export": name, **{key: artifacts[name][key] for key in
+                                             ("status", "agreement", "max_abs_diff")}}),
+              flush=True)
+    return {"folder": str(result.output_dir), "command": result.manifest.get("command") or "",
+            "seconds": round(time.time() - started, 1), "error": error, "artifacts": artifacts}
