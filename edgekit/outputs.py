@@ -151,20 +151,23 @@ class OutputLock:
         import sys
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(self.path, "a+")
+        with writing(self.path):
+            handle = open(self.path, "a+b", buffering=0)  # unbuffered: nothing left to flush later
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             handle.seek(0)
-            holder = handle.read().strip() or "unknown process"
+            holder = handle.read().decode(errors="replace").strip() or "unknown process"
             handle.close()
             raise OutputBusyError(
                 f"output {self.final} is being written by another edgekit run ({holder}); wait "
                 "for it to finish, or choose another --output") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"process {os.getpid()}: {' '.join(sys.argv)[:200]}")
-        handle.flush()
+        try:  # who holds it, for the next run's message; the flock itself is what locks
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"process {os.getpid()}: {' '.join(sys.argv)[:200]}".encode())
+        except OSError:  # a full disk: the lock holds all the same, unnamed
+            pass
         self._handle = handle
         return self
 

@@ -10,6 +10,8 @@ from edgekit.bench.latency import TimingConfig
 from edgekit.errors import OptionError
 
 TARGETS = ("local", "triton://HOST:PORT", "adb[:SERIAL]")
+# Fields whose command-line flag has another name (messages name the flag a user typed).
+_FLAGS = {"batches": "batch"}
 PROTOCOLS = ("http", "grpc")
 
 
@@ -140,7 +142,7 @@ class BenchConfig:
             values["custom_objects"] = str(values["custom_objects"])
         for name in ("batches", "threads", "concurrency", "pin_cpus"):
             if isinstance(values.get(name), (str, int)):
-                values[name] = parse_int_list(values[name], name)
+                values[name] = parse_int_list(values[name], _FLAGS.get(name, name))
         for name in ("protocols", "fail_if", "include"):
             if isinstance(values.get(name), str):
                 values[name] = tuple(part.strip() for part in values[name].split(",") if part.strip()) \

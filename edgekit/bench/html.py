@@ -52,6 +52,13 @@ def write_report(model: str | os.PathLike, output: str | os.PathLike | None = No
                          "expected a folder written by edgekit train or compress")
     path = Path(output) if output else folder / REPORT_NAME
     _check_report_output(path, folder, default=output is None, force=force)
+    from edgekit.outputs import OutputLock
+
+    with OutputLock(path):  # one writer per page: a second report at once fails naming the first
+        return _write_page(folder, manifest_io.read_manifest(folder), path, bench_json)
+
+
+def _write_page(folder: Path, manifest: dict, path: Path, bench_json) -> Path:
     manifest = manifest_io.read_manifest(folder)
     bench_path = Path(bench_json) if bench_json else folder / "bench" / "bench.json"
     sections = [_header(folder, manifest), _training(folder, manifest),

@@ -59,7 +59,7 @@ _OS_ERROR_MEANINGS = {
     errno.EROFS: "the file system is read-only; write the output somewhere else",
     errno.EMFILE: "too many open files in this process; raise the limit (ulimit -n) and run again",
     errno.ENFILE: "too many open files on this machine; close some programs and run again",
-    errno.ENAMETOOLONG: "the file name is too long; choose a shorter --output",
+    errno.ENAMETOOLONG: "the file name is too long; choose a shorter name",
     errno.ENOENT: "no such file or folder; check the path",
     errno.ENOTDIR: "a part of the path is a file, not a folder; check the path",
     errno.EISDIR: "it is a folder where a file was expected; check the path",

@@ -44,6 +44,7 @@ def infer_command(inputs, url, protocol, model, model_version, top_k, preprocess
         raise OptionError(f"--top-k must be >= 1; received {top_k}")
     with TritonClient(url, protocol=protocol, timeout=timeout) as client:
         name = client.choose_model(model)
+        client.check_version(name, model_version)
         metadata = client.metadata(name, model_version)
         if len(metadata["inputs"]) != 1:
             raise OptionError(f"model {name!r} has {len(metadata['inputs'])} inputs; edgekit infer sends one")

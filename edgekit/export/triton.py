@@ -94,7 +94,8 @@ def check_model_name(name: str) -> str:
     if not _NAME.match(name or ""):
         raise OptionError(
             f"Triton model name {name!r} is not usable as a folder name; expected letters, digits, "
-            "'_', '.' and '-', starting with a letter or digit. Pass --triton-model-name"
+            "'_', '.' and '-', starting with a letter or digit. Pass a plain name such as "
+            "cnn-digits-int8"
         )
     return name
 

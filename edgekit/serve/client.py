@@ -160,13 +160,28 @@ class TritonClient:
 
     def choose_model(self, model: str | None) -> str:
         """``model`` itself, or the only ready model; else an error listing the choices."""
+        index = self.models()
         if model:
+            known = sorted({entry["name"] for entry in index})
+            if known and model not in known:  # an unknown name is bad input, not a failed request
+                raise OptionError(f"Triton at {self.url}: unknown model: {model!r}; it serves "
+                                  f"{', '.join(known)}; pass one of them to --model")
             return model
-        ready = sorted({entry["name"] for entry in self.models() if entry.get("state") == "READY"})
+        ready = sorted({entry["name"] for entry in index if entry.get("state") == "READY"})
         if len(ready) == 1:
             return ready[0]
         raise OptionError(f"Triton at {self.url} serves {len(ready)} ready models "
                           f"({', '.join(ready) or 'none'}); pass --model NAME")
+
+    def check_version(self, model: str, version: str) -> None:
+        """OptionError when ``version`` is not a version of ``model`` in the repository index."""
+        if not version:
+            return
+        versions = sorted({str(entry.get("version")) for entry in self.models()
+                           if entry.get("name") == model and entry.get("version")})
+        if versions and str(version) not in versions:
+            raise OptionError(f"model {model!r} at {self.url} has no version {version}; it has "
+                              f"{', '.join(versions)}; pass one of them to --model-version")
 
     def metadata(self, model: str, version: str = "") -> dict:
         """Inputs and outputs (name, datatype, shape with -1 for the batch) of a model."""

@@ -122,6 +122,8 @@ def _prepare_resume(final: Path, staging: Path, options: dict):
     copy_from_final = False
     if state is None:
         state = read_state(final)
+        if (final / manifest_io.MANIFEST_NAME).is_file():
+            manifest_io.read_manifest(final)  # a folder whose manifest is not edgekit's: refused
         if state is None:
             raise OptionError(
                 f"--resume found no checkpoint in {final} or {staging}; expected the output folder "

@@ -223,7 +223,7 @@ def test_infer_prints_top_k_with_labels_for_an_image_and_an_npy(triton_server, d
 def test_infer_with_an_unknown_model_is_one_error_line(triton_server, tmp_path):
     np.save(tmp_path / "x.npy", np.zeros((8, 8, 1), np.float32))
     result = run_cli("infer", "--url", triton_server.endpoints["http"], "-m", "nowhere", str(tmp_path / "x.npy"))
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # an unknown name is bad input (issue 11), refused before a request
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "error: Triton at http://" in lines[0] and "unknown model: 'nowhere'" in lines[0]
 
