@@ -95,7 +95,8 @@ def measure_concurrent(spec: dict, options, batch: np.ndarray, concurrency: int,
             stable = False
             while len(windows) < timing.max_windows:
                 window = _window(clients, timing.min_runs, timing.min_seconds, check)
-                snapshots.append(_statistics(observer))
+                snapshots.append(_settled_statistics(observer, snapshots[-1],
+                                                     len(window.latencies)))
                 if not window.latencies:
                     _raise_all_failed(f"window {len(windows) + 1}", concurrency, window)
                 windows.append(window)
@@ -264,6 +265,25 @@ def _raise_all_failed(where: str, concurrency: int, window: Window):
     raise ServeError(f"every request of {where} at concurrency {concurrency} failed "
                      f"({window.errors} error(s) in {window.wall:.1f} s); the first: "
                      f"{window.first_error}")
+
+
+def _settled_statistics(runtime, before: dict | None, answered: int, wait: float = 1.0):
+    """Statistics once the server has counted every answer of the window.
+
+    Triton sends a response before it adds that request to its statistics, so a snapshot taken
+    the moment the last answer arrives can miss it; re-read for up to ``wait`` seconds.
+    """
+    import time
+
+    deadline = time.monotonic() + wait
+    while True:
+        stats = _statistics(runtime)
+        if stats is None or before is None or time.monotonic() >= deadline:
+            return stats
+        counted = server_delta(before, stats).get("requests", 0)
+        if counted >= answered:
+            return stats
+        time.sleep(0.02)
 
 
 def _statistics(runtime) -> dict | None:
