@@ -110,15 +110,9 @@ def compress(model, output_dir: str | os.PathLike | None = None, force: bool = F
         options["dataset"] = dataset
     in_memory = not isinstance(model, (str, os.PathLike))
     options["model"] = f"<in-memory model {getattr(model, 'name', '?')}>" if in_memory else str(model)
-    custom_objects = options.get("custom_objects")
-    if custom_objects is not None and not isinstance(custom_objects, (str, os.PathLike)):
-        options.pop("custom_objects")  # a dict of classes: Python only, not a plain config value
-    elif custom_objects is not None:
-        options["custom_objects"] = os.fspath(custom_objects)
-    if options.get("preprocess") is not None:
-        from edgekit.data.contract import preprocess_text
+    from edgekit.models.loading import plain_loading_options
 
-        options["preprocess"] = preprocess_text(options["preprocess"])
+    custom_objects = plain_loading_options(options)
     given = {key: value for key, value in options.items() if key != "model"}
     config = CompressConfig.from_options(options)
     parent = resolve_parent(model, config)

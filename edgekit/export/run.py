@@ -100,15 +100,9 @@ def export(model: str | os.PathLike, output_dir: str | os.PathLike | None = None
     if not isinstance(model, (str, os.PathLike)):
         return _export_object(model, output_dir, force, progress, options)
     options = dict(options)
-    custom_objects = options.get("custom_objects")
-    if custom_objects is not None and not isinstance(custom_objects, (str, os.PathLike)):
-        options.pop("custom_objects")  # a dict of classes: Python only, not a plain config value
-    elif custom_objects is not None:
-        options["custom_objects"] = os.fspath(custom_objects)
-    if options.get("preprocess") is not None:
-        from edgekit.data.contract import preprocess_text
+    from edgekit.models.loading import plain_loading_options
 
-        options["preprocess"] = preprocess_text(options["preprocess"])
+    custom_objects = plain_loading_options(options)
     config = ExportConfig.from_options(options)
     source = resolve_source(model, dataset=config.dataset, data_dir=config.data_dir,
                             seed=config.seed, calibration_samples=config.calibration_samples,

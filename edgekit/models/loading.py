@@ -50,6 +50,25 @@ class LoadSettings:
         return entries
 
 
+def plain_loading_options(options: dict):
+    """Make ``preprocess`` / ``custom_objects`` plain config values, in place; return the latter.
+
+    ``preprocess`` becomes its canonical text; a ``custom_objects`` path becomes a string, and a
+    dict of classes (Python only, no plain value) leaves the options. Returns ``custom_objects``
+    as given, for loading.
+    """
+    custom_objects = options.get("custom_objects")
+    if custom_objects is not None and not isinstance(custom_objects, (str, os.PathLike)):
+        options.pop("custom_objects")
+    elif custom_objects is not None:
+        options["custom_objects"] = os.fspath(custom_objects)
+    if options.get("preprocess") is not None:
+        from edgekit.data.contract import preprocess_text
+
+        options["preprocess"] = preprocess_text(options["preprocess"])
+    return custom_objects
+
+
 def load_settings(custom_objects=None, unsafe_deserialization: bool = False,
                   manifest: dict | None = None, source: str = "model") -> LoadSettings:
     """Settings from the user's options, else from a model folder's manifest."""
