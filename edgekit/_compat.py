@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import tempfile
 import warnings
 
 # Keras 2 through tf-keras. We force it rather than setdefault: a user who exported
@@ -36,37 +37,42 @@ def _quiet() -> bool:
 
 
 @contextlib.contextmanager
-def quiet_stderr():
-    """File descriptor 2 to /dev/null, and Python warnings off, unless ``edgekit --verbose``.
+def quiet_native_logs(captured: list | None = None):
+    """Keep native notices (the converter's "fully_quantize: 0, ...", LiteRT's "Created TensorFlow
+    Lite XNNPACK delegate") and Python warnings off the terminal.
 
-    TensorFlow's and tf2onnx's C++ notices (absl "InitializeLog", oneDNN, CUDA probing) are
-    written straight to fd 2, so only a redirect keeps them out. Python exceptions raised inside
-    still reach the caller once fd 2 is restored.
+    They are written to file descriptor 2 directly, so only a redirect silences them;
+    ``EDGEKIT_VERBOSE=1`` (``edgekit --verbose``) shows them. When ``captured`` is a list, the
+    text written meanwhile is appended to it (the converter names failing layers there only).
+    Python exceptions still propagate.
     """
     if not _quiet():
         yield
         return
     sys.stderr.flush()
     saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
+    sink = tempfile.TemporaryFile()
     try:
-        os.dup2(devnull, 2)
+        os.dup2(sink.fileno(), 2)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             yield
     finally:
         os.dup2(saved, 2)
         os.close(saved)
-        os.close(devnull)
+        if captured is not None:
+            sink.seek(0)
+            captured.append(sink.read().decode("utf-8", "replace"))
+        sink.close()
 
 
 def _import_silently(module_name: str):
-    """Import a module with :func:`quiet_stderr` (only the first import prints anything)."""
+    """Import a module with :func:`quiet_native_logs` (only the first import prints anything)."""
     import importlib
 
     if module_name in sys.modules:
         return importlib.import_module(module_name)
-    with quiet_stderr():
+    with quiet_native_logs():
         return importlib.import_module(module_name)
 
 

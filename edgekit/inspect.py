@@ -90,7 +90,7 @@ def _lineage_start(path: Path):
         path = path / "config.pbtxt" if (path / "config.pbtxt").is_file() else path
     record = path.parent / "edgekit.json"
     if path.name == "config.pbtxt":
-        from edgekit.export.triton import existing_versions
+        from edgekit.formats.triton import existing_versions
 
         versions = existing_versions(path.parent)
         record = path.parent / str(versions[-1]) / "edgekit.json" if versions else record
@@ -149,7 +149,7 @@ def _tflite(path: Path) -> dict:
 def _onnx(path: Path) -> dict:
     import onnx
 
-    from edgekit.export.onnx import check_onnx_file
+    from edgekit.formats.onnx import check_onnx_file
     from edgekit.runtimes.onnxruntime import describe_onnx_model
 
     check_onnx_file(path)
@@ -163,7 +163,7 @@ def _onnx(path: Path) -> dict:
 def _triton(folder: Path) -> dict:
     from google.protobuf import json_format
 
-    from edgekit.export.triton import existing_versions, read_model_config
+    from edgekit.formats.triton import existing_versions, read_model_config
 
     config = read_model_config(folder / "config.pbtxt")
     as_dict = json_format.MessageToDict(config, preserving_proto_field_name=True)
@@ -223,7 +223,7 @@ def _keras(path: Path) -> dict:
 
 
 def pb_data_type(value: int) -> str:
-    from edgekit.export.triton import model_config_pb2
+    from edgekit.formats.triton import model_config_pb2
 
     return model_config_pb2().DataType.Name(value)
 

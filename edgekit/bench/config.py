@@ -32,7 +32,7 @@ class BenchConfig:
             target's port is HTTP's); None takes HTTP's + 1, as Triton's 8000 / 8001.
         compare_batching: for a triton:// target, also measure ``<model>-nobatch`` (the same
             model served without dynamic batching; see
-            :func:`edgekit.bench.load.add_unbatched_variant`), so batching on vs off is one run.
+            :func:`edgekit.formats.triton.add_unbatched_variant`), so batching on vs off is one run.
         benchmark_binary: for adb, the benchmark_model binary built for the device.
         dataset / data_dir: the data when the manifests do not say (or to override them).
         samples: use only the first N test samples for accuracy and fidelity.

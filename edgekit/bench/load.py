@@ -13,32 +13,22 @@ seconds, or :data:`WINDOW_GRACE_SECONDS` after ``min_seconds`` whatever it has, 
 :data:`MAX_ERRORS_PER_WINDOW` errors; each request has the client's own timeout. A window with
 no answer at all fails the artifact with the server's first error.
 
-A served model's load test runs in a worker process of its own, like every artifact
-(``python -m edgekit.bench.load SPEC.json``, same spec and result as :mod:`edgekit.bench.worker`),
-so that concurrency 1 is measured the same way as the other levels.
-
-Dynamic batching on vs off: :func:`add_unbatched_variant` adds ``<model>-nobatch`` to a
-repository (the same version files, the config without ``dynamic_batching``); ``edgekit bench
---compare-batching`` then measures both served models in one run.
+A served model's load test runs in a worker process of its own (:mod:`edgekit.bench.load_worker`);
+``edgekit bench --compare-batching`` measures a model beside its ``<model>-nobatch`` copy
+(:func:`edgekit.formats.triton.add_unbatched_variant`).
 """
 
 from __future__ import annotations
 
-import os
 import queue
-import shutil
-import sys
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from edgekit.bench.latency import TimingConfig, measurement_record, windows_agree
 
-LOAD_WORKER = [sys.executable, "-m", "edgekit.bench.load"]
-UNBATCHED_SUFFIX = "-nobatch"
 WINDOW_GRACE_SECONDS = 30.0
 MAX_ERRORS_PER_WINDOW = 200
 ANSWER_TOLERANCE = 1e-5
@@ -260,7 +250,7 @@ def _window(clients: ClientThreads, min_runs: int, min_seconds: float, check=Non
 
 
 def _raise_all_failed(where: str, concurrency: int, window: Window):
-    from edgekit.serve.errors import ServeError
+    from edgekit.errors import ServeError
 
     raise ServeError(f"every request of {where} at concurrency {concurrency} failed "
                      f"({window.errors} error(s) in {window.wall:.1f} s); the first: "
@@ -324,110 +314,3 @@ def server_delta(before: dict, after: dict) -> dict:
     result["mean_batch"] = result["inferences"] / result["executions"] \
         if result["executions"] > 0 else None
     return result
-
-
-# --- dynamic batching on vs off ----------------------------------------------------------------
-
-def unbatched_name(model: str) -> str:
-    """The served name of ``model`` without dynamic batching: ``cnn`` -> ``cnn-nobatch``."""
-    return f"{model}{UNBATCHED_SUFFIX}"
-
-
-def add_unbatched_variant(repository: str | os.PathLike, model: str) -> Path:
-    """Add ``<model>-nobatch`` to a repository: ``model``'s versions, without dynamic batching.
-
-    The copy keeps everything else of the config (``max_batch_size``, instances, inputs and
-    outputs, labels, parameters), so one server serves both and ``edgekit bench
-    --compare-batching`` measures the batcher alone. Version files are hard-linked when the
-    file system allows it. An existing variant is replaced.
-
-    Args:
-        repository: a Triton model repository (``edgekit export --to triton`` writes one).
-        model: the model folder to copy; its config must have ``dynamic_batching``.
-
-    Returns:
-        The new model folder.
-
-    Raises:
-        ModelError: when the model is missing or has no dynamic batching to turn off.
-
-    Example:
-        >>> add_unbatched_variant("triton_repo", "cnn-fashion_mnist")
-        PosixPath('triton_repo/cnn-fashion_mnist-nobatch')
-    """
-    from edgekit.errors import ModelError
-    from edgekit.export.triton import CONFIG_FILENAME, config_text, read_model_config
-
-    source = Path(repository) / model
-    if not (source / CONFIG_FILENAME).is_file():
-        raise ModelError(f"{source} holds no {CONFIG_FILENAME}; expected model {model!r} in "
-                         f"repository {repository} (edgekit export MODEL --to triton)")
-    config = read_model_config(source / CONFIG_FILENAME)
-    if not config.HasField("dynamic_batching"):
-        raise ModelError(f"model {model!r} has no dynamic_batching in its config; nothing to "
-                         "compare against (export it with a dynamic batch dimension)")
-    config.ClearField("dynamic_batching")
-    config.name = unbatched_name(model)
-    target = source.with_name(config.name)
-    shutil.rmtree(target, ignore_errors=True)
-    shutil.copytree(source, target, copy_function=_link_or_copy,
-                    ignore=shutil.ignore_patterns(CONFIG_FILENAME, ".*"))
-    (target / CONFIG_FILENAME).write_text(config_text(config))
-    return target
-
-
-def _link_or_copy(source: str, target: str) -> None:
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copy2(source, target)
-
-
-# --- the load-test worker -------------------------------------------------------------------
-
-def run_load_test(spec: dict, events) -> dict:
-    """The worker's job for a served model: every (batch, concurrency) level, then the outputs.
-
-    Same spec and result record as :func:`edgekit.bench.worker.run`; concurrency 1 goes through
-    :func:`measure_concurrent` too, so every level has errors, answers and server statistics.
-    """
-    from edgekit.bench.engines import RuntimeOptions, prepared_call
-    from edgekit.bench.worker import load_timed, rss_mb, take
-
-    x = np.load(spec["x"])
-    options = RuntimeOptions(**spec["options"])
-    timing = TimingConfig(**spec["timing"])
-    runtime, result = load_timed(spec, options, x, events, threads=None)
-    measurements = []
-    for index, batch in enumerate(spec["batches"]):
-        samples = take(x, batch)
-        call, _ = prepared_call(runtime, samples)
-        started = time.perf_counter()
-        expected = np.asarray(call(), dtype=np.float32)  # later answers must equal this one
-        if index == 0:
-            result["first_inference_ms"] = (time.perf_counter() - started) * 1e3
-        for concurrency in spec.get("concurrency") or [1]:
-            measurement, timed = measure_concurrent(spec, options, samples, concurrency, timing,
-                                                    expected=expected)
-            measurements.append({"batch": batch, "threads": None, "concurrency": concurrency,
-                                 "timed": timed, **measurement})
-            events.send("step", label=f"batch {batch} x{concurrency}")
-    result["measurements"] = measurements
-    if spec.get("outputs"):
-        np.save(spec["outputs"], np.asarray(runtime.run(x), dtype=np.float32))
-        events.send("step", label="accuracy")
-    runtime.close()
-    result["memory"]["rss_end_mb"] = rss_mb()
-    result["memory"]["peak_rss_mb"] = rss_mb("VmHWM")
-    return result
-
-
-def main(spec_path: str) -> int:
-    """As :func:`edgekit.bench.worker.main`, with :func:`run_load_test` as the job."""
-    from edgekit.bench.worker import main as worker_main
-
-    return worker_main(spec_path, job=run_load_test)
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))

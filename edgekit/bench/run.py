@@ -201,7 +201,7 @@ def _measure_all(subjects: list[Subject], config: BenchConfig, work: Path, progr
                     report_step(f"{label}: {event.get('label', '')}")
 
             from edgekit.bench.isolation import run_isolated
-            from edgekit.bench.load import LOAD_WORKER
+            from edgekit.bench.load_worker import LOAD_WORKER
 
             record = run_isolated(spec, work, config.timeout, on_event,
                                   command=LOAD_WORKER if artifact.runtime == "triton" else None)
@@ -296,10 +296,10 @@ def _add_triton(subjects: list[Subject], config: BenchConfig) -> list[Subject]:
     """An artifact per protocol (and per batching variant) for the served model.
 
     Its dataset comes from the first model folder or ``--dataset``. With ``compare_batching``
-    the model served as ``<model>-nobatch`` (:func:`edgekit.bench.load.add_unbatched_variant`)
+    the model served as ``<model>-nobatch`` (:func:`edgekit.formats.triton.add_unbatched_variant`)
     is measured beside it; both must be ready, and only the first may batch dynamically.
     """
-    from edgekit.bench.load import unbatched_name
+    from edgekit.formats.triton import unbatched_name
     from edgekit.runtimes.triton import split_target
 
     url, model = split_target(config.target)
@@ -337,11 +337,11 @@ def _served_contract(url: str, model: str) -> dict | None:
 
     from edgekit.data.base import Preprocessing
     from edgekit.data.contract import MANIFEST, InputContract
-    from edgekit.serve.client import TritonClient
-    from edgekit.serve.inputs import CONFIG_PARAMETER
+    from edgekit.runtimes.triton_client import TritonClient
+    from edgekit.formats.triton import PREPROCESSING_PARAMETER
 
     with TritonClient(url) as client:
-        entry = (client.config(model).get("parameters") or {}).get(CONFIG_PARAMETER)
+        entry = (client.config(model).get("parameters") or {}).get(PREPROCESSING_PARAMETER)
     text = entry.get("string_value", "") if isinstance(entry, dict) else (entry or "")
     try:
         values = json.loads(text)
@@ -363,9 +363,9 @@ def _address(address: str, protocol: str, config: BenchConfig) -> str:
 
 def _batched_model(url: str) -> str | None:
     """The only ready model that is not a ``-nobatch`` variant (None: let the runtime explain)."""
-    from edgekit.bench.load import UNBATCHED_SUFFIX
-    from edgekit.serve.client import TritonClient
-    from edgekit.serve.errors import ServeError
+    from edgekit.formats.triton import UNBATCHED_SUFFIX
+    from edgekit.runtimes.triton_client import TritonClient
+    from edgekit.errors import ServeError
 
     try:
         with TritonClient(url, timeout=5) as client:
@@ -380,7 +380,7 @@ def _served_model(url: str, model: str | None, expect_batching: bool | None = No
                   batched: str | None = None) -> str:
     """The served model's name, after checking it is there (fails within seconds if not)."""
     from edgekit.runtimes.triton import TritonModel
-    from edgekit.serve.errors import InferenceError
+    from edgekit.errors import InferenceError
 
     try:
         runtime = TritonModel(url, model=model)
@@ -390,7 +390,7 @@ def _served_model(url: str, model: str | None, expect_batching: bool | None = No
         raise OptionError(
             f"--compare-batching measures {model!r} beside {batched!r}, but Triton at {url} does "
             f"not serve it ({error}). Add it to the repository and serve again: python -c "
-            f"\"from edgekit.bench.load import add_unbatched_variant; "
+            f"\"from edgekit.formats.triton import add_unbatched_variant; "
             f"add_unbatched_variant('triton_repo', '{batched}')\"") from None
     try:
         if expect_batching is not None and runtime.dynamic_batching != expect_batching:

@@ -168,7 +168,7 @@ def main(spec_path: str, job=None) -> int:
         spec = json.load(handle)
     events = Events()
     try:
-        import edgekit  # noqa: F401  (selects Keras 2 before any TensorFlow import)
+        import edgekit._compat  # noqa: F401  (selects Keras 2 before any TensorFlow import)
         from edgekit.errors import EdgekitError
 
         try:

@@ -35,7 +35,7 @@ def _default(name: str) -> str:
 @click.option("--target", help="local, triton://HOST:PORT[#MODEL] (or http:// / grpc://), adb or adb:SERIAL. [default local]")
 @click.option("--protocol", "protocols", help="For triton://: http, grpc or http,grpc. [default http]")
 @click.option("--grpc-port", type=int, help="For triton:// with --protocol grpc: the server's gRPC port. [default the target's (HTTP) port + 1, as Triton's 8000/8001]")
-@click.option("--compare-batching", is_flag=True, default=None, help="For triton://: also measure MODEL-nobatch, the same model served without dynamic batching (edgekit.bench.load.add_unbatched_variant adds it to a repository).")
+@click.option("--compare-batching", is_flag=True, default=None, help="For triton://: also measure MODEL-nobatch, the same model served without dynamic batching (edgekit.formats.triton.add_unbatched_variant adds it to a repository).")
 @click.option("--benchmark-binary", type=click.Path(dir_okay=False), help="For adb: TFLite's benchmark_model built for the device.")
 @click.option("--dataset", "-d", help="Dataset when the manifests do not say (or to override them).")
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Folder with fashion_mnist / mnist files.")

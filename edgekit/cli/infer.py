@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from edgekit.serve.client import PROTOCOLS
+from edgekit.runtimes.triton_client import PROTOCOLS
 
 
 @click.command("infer")
@@ -37,7 +37,7 @@ def infer_command(inputs, url, protocol, model, model_version, top_k, preprocess
     from tritonclient.utils import triton_to_np_dtype
 
     from edgekit.errors import OptionError
-    from edgekit.serve.client import TritonClient
+    from edgekit.runtimes.triton_client import TritonClient
     from edgekit.serve.inputs import load_batch, resolve_preprocessing
 
     if top_k < 1:

@@ -46,7 +46,7 @@ def serve_command(repository, **options):
       edgekit serve --model-control explicit         # then: edgekit deploy triton MODEL --reload URL
       edgekit serve --backend native --tritonserver /opt/tritonserver/bin/tritonserver
     """
-    from edgekit.serve.errors import ServeError
+    from edgekit.errors import ServeError
     from edgekit.serve.tritonserver import TritonServer
 
     server = TritonServer(ServeConfig(repository=repository, **options))

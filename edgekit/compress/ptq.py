@@ -1,7 +1,7 @@
 """The conversion to .tflite, with the post-training quantization the config asks for.
 
 ``--int8`` (full integer, calibrated; ``--int8-io`` for int8 input and output tensors),
-``--dynamic``, ``--fp16`` and ``--int16x8`` pick a mode of :mod:`edgekit.export.tflite`; a QAT
+``--dynamic``, ``--fp16`` and ``--int16x8`` pick a mode of :mod:`edgekit.formats.tflite`; a QAT
 model converts to int8 with its learned ranges; with none of them the file is float32 (the
 result of pruning or clustering alone). Calibration uses the dataset's shared calibration set
 (:func:`edgekit.data.calibration.calibration_samples`), drawn from the training split.
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from edgekit.compress.config import CompressConfig
 from edgekit.compress.stages import TECHNIQUES, StageContext, StageResult
-from edgekit.export.tflite import TFLITE_MODES, convert_to_tflite
+from edgekit.formats.tflite import TFLITE_MODES, convert_to_tflite
 
 
 @TECHNIQUES.register("ptq")

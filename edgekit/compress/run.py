@@ -239,7 +239,7 @@ def _run(config: CompressConfig, parent: Parent, parent_model, dataset, stages, 
     from edgekit.compress import measure
     from edgekit.compress.stages import StageContext
     from edgekit.data.calibration import calibration_samples
-    from edgekit.export.tflite import TFLITE_MODES, convert_to_tflite
+    from edgekit.formats.tflite import TFLITE_MODES, convert_to_tflite
     from edgekit.models import describe_model
     from edgekit.runtimes.litert import LiteRTModel
     from edgekit.train.evaluate import classification_report

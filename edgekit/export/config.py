@@ -126,7 +126,7 @@ class ExportConfig:
                 )
         if not isinstance(self.fp32_max_abs_diff, (int, float)) or self.fp32_max_abs_diff < 0:
             raise OptionError(f"fp32_max_abs_diff must be >= 0; received {self.fp32_max_abs_diff!r}")
-        from edgekit.export.triton import parse_version_policy
+        from edgekit.formats.triton import parse_version_policy
 
         parse_version_policy(self.version_policy)
 

@@ -175,7 +175,7 @@ def _from_file(path: Path, dataset_spec, data_dir, seed, calibration_samples,
     loaded = _under_contract(loaded, keras_model, loading[0], None, where, f"model {str(path)!r}",
                              recorded=beside)
     check_model_fits_dataset(keras_model, loaded, str(path))
-    from edgekit.export.onnx import is_quantization_aware
+    from edgekit.formats.onnx import is_quantization_aware
 
     return ExportSource(path=path, name=Path(str(path).rstrip("/")).stem, model=keras_model,
                         model_file=path, dataset=loaded,
@@ -212,7 +212,7 @@ def _refuse_artifact(path: Path) -> None:
 
         LiteRTModel.load(path)
     else:
-        from edgekit.export.onnx import check_onnx_file
+        from edgekit.formats.onnx import check_onnx_file
 
         if not path.is_file():
             raise ModelError(f"ONNX file {str(path)!r} does not exist")
@@ -263,7 +263,7 @@ def _recipe_tflite(folder: Path, manifest: dict) -> tuple[Path, str] | None:
 
 
 def _qat_model(folder: Path, manifest: dict, keras_model, settings=None):
-    from edgekit.export.onnx import is_quantization_aware
+    from edgekit.formats.onnx import is_quantization_aware
 
     if is_quantization_aware(keras_model):
         return keras_model

@@ -35,7 +35,7 @@ def write_tflite(job: ExportJob) -> None:
 
 def ensure_tflite(job: ExportJob, precision: str) -> dict | None:
     """The ``tflite-<precision>`` artifact, converted (or reused from compress) and checked."""
-    from edgekit.export.tflite import TFLITE_MODES, convert_to_tflite
+    from edgekit.formats.tflite import TFLITE_MODES, convert_to_tflite
     from edgekit.runtimes.litert import LiteRTModel
 
     name = f"tflite-{precision}"
@@ -92,7 +92,7 @@ def ensure_onnx(job: ExportJob, precision: str) -> dict:
     """The ``onnx-<precision>`` artifact, converted, passed through onnx.checker and checked."""
     import onnx
 
-    from edgekit.export import onnx as onnx_export
+    from edgekit.formats import onnx as onnx_export
     from edgekit.runtimes.onnxruntime import OnnxRuntimeModel
 
     name = f"onnx-{precision}"
@@ -139,7 +139,7 @@ def ensure_onnx(job: ExportJob, precision: str) -> dict:
 
 
 def _onnx_fp32(job: ExportJob):
-    from edgekit.export.onnx import convert_to_onnx
+    from edgekit.formats.onnx import convert_to_onnx
 
     if job._onnx_fp32 is None:
         job._onnx_fp32 = convert_to_onnx(job.source.model, job.config.opset)
@@ -179,7 +179,7 @@ def triton_precision(job: ExportJob) -> str:
 
 @WRITERS.register("triton")
 def write_triton(job: ExportJob) -> None:
-    from edgekit.export.triton import add_model_version, check_model_name
+    from edgekit.formats.triton import add_model_version, check_model_name
 
     config = job.config
     precision = triton_precision(job)
@@ -213,7 +213,7 @@ def write_triton(job: ExportJob) -> None:
              "config": added["config"], "versions": added["versions"],
              "file": None, "bytes": source["bytes"], "sha256": source["sha256"],
              "source_artifact": source["name"],
-             "converter": {"name": "edgekit.export.triton (Triton ModelConfig protobuf)",
+             "converter": {"name": "edgekit.formats.triton (Triton ModelConfig protobuf)",
                            "version": _version("tritonclient")},
              "options": {**options, "preferred_batch_sizes": list(options["preferred_batch_sizes"]),
                          "platform": "onnxruntime_onnx"},
@@ -243,7 +243,7 @@ def mobile_precision(job: ExportJob) -> str:
 
 @WRITERS.register("mobile")
 def write_mobile(job: ExportJob) -> None:
-    from edgekit.export.mobile import write_mobile_bundle
+    from edgekit.formats.mobile import write_mobile_bundle
 
     precision = mobile_precision(job)
     source = ensure_tflite(job, precision)
@@ -259,7 +259,7 @@ def write_mobile(job: ExportJob) -> None:
                                    job.source.name, list(dataset.sample_shape))
     job.add({"name": "mobile", "format": "mobile", "precision": precision,
              "folder": "mobile", "source_artifact": source["name"],
-             "converter": {"name": "edgekit.export.mobile", "version": _version("edgekit")},
+             "converter": {"name": "edgekit.formats.mobile", "version": _version("edgekit")},
              "options": {"input_dtype": metadata["input"]["dtype"],
                          "input_quantization": metadata["input"]["quantization"]},
              "fidelity": source["fidelity"], "status": source["status"],

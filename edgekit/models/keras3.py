@@ -14,7 +14,7 @@ import contextlib
 import io
 from pathlib import Path
 
-from edgekit.errors import ModelError
+from edgekit.errors import ModelError, short_reason
 
 
 def keras3():
@@ -49,7 +49,6 @@ def load_keras3(path: Path, info, settings):
                                         safe_mode=not settings.unsafe_deserialization)
     except Exception as error:  # noqa: BLE001  (zip, h5py, Keras: any reader fails)
         from edgekit.models.custom_objects import missing_message
-        from edgekit.models.loading import short_reason
 
         missing = [name for name in info.custom_classes if name not in (objects or {})]
         if missing:

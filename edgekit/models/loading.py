@@ -19,14 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgekit._compat import keras
-from edgekit.errors import ModelError
+from edgekit.errors import ModelError, short_reason
 from edgekit.models.custom_objects import CustomObjects, from_record, load_custom_objects, missing_message
 from edgekit.models.describe import check_single_input_output
 
 KERAS_EXTENSIONS = (".keras",)
 HDF5_EXTENSIONS = (".h5", ".hdf5")
 EXPECTED = "a .keras or .h5/.hdf5 file, or a SavedModel folder"
-_REASON_LENGTH = 300
 # Where a model folder's manifest keeps how its model file loads.
 CUSTOM_OBJECTS_KEY = "custom_objects"
 UNSAFE_KEY = "unsafe_deserialization"
@@ -181,15 +180,6 @@ def _written_by_edgekit(model_path: Path, manifest: dict) -> bool:
 
 def _is_tfmot(name: str) -> bool:
     return name.startswith(("Quantize", "Prune", "Cluster")) or name in ("NoOpQuantizeConfig",)
-
-
-def short_reason(error: BaseException) -> str:
-    """The exception's type and the first line of its message, cut to a few words."""
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    message = lines[0] if lines else "no message"
-    if len(message) > _REASON_LENGTH:
-        message = message[: _REASON_LENGTH - 3] + "..."
-    return f"{type(error).__name__}: {message}"
 
 
 def is_quantization_aware_file(path) -> bool:

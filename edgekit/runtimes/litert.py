@@ -39,7 +39,7 @@ class LiteRTModel:
     def __init__(self, content: bytes, num_threads: int | None = None, source: str = "model"):
         from ai_edge_litert.interpreter import Interpreter
 
-        from edgekit.export.tflite import quiet_native_logs
+        from edgekit._compat import quiet_native_logs
 
         self.source = source
         self.num_threads = num_threads

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgekit.errors import DataError, ModelError
+from edgekit.errors import DataError, ModelError, first_line
 
 EXPECTED = "an .onnx file written by tf2onnx or edgekit export"
 
@@ -68,7 +68,7 @@ class OnnxRuntimeModel:
                                                         providers=list(providers))
         except Exception as error:  # noqa: BLE001  (protobuf, graph and kernel errors alike)
             raise ModelError(
-                f"ONNX Runtime cannot load {str(path)!r}: {_first_line(error)}; expected "
+                f"ONNX Runtime cannot load {str(path)!r}: {first_line(error)}; expected "
                 f"{EXPECTED}; export it again"
             ) from None
         self.input = self.session.get_inputs()[0]
@@ -105,7 +105,7 @@ class OnnxRuntimeModel:
                                                 {self.input.name: batch[start:start + step]})[0])
             except Exception as error:  # noqa: BLE001
                 raise ModelError(f"ONNX Runtime failed to run {self.path.name}: "
-                                 f"{_first_line(error)}") from None
+                                 f"{first_line(error)}") from None
         if not results:
             return np.zeros((0, *[d if isinstance(d, int) else 0 for d in self.outputs[0].shape[1:]]),
                             dtype=np.float32)
@@ -214,9 +214,3 @@ def _dtype_of(type_string: str) -> str:
              "tensor(int8)": "int8", "tensor(uint8)": "uint8", "tensor(int32)": "int32",
              "tensor(int64)": "int64"}
     return names.get(type_string, type_string)
-
-
-def _first_line(error: BaseException) -> str:
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    message = lines[0] if lines else type(error).__name__
-    return message if len(message) <= 200 else message[:197] + "..."

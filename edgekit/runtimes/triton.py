@@ -2,7 +2,7 @@
 
 ``load`` takes a URL instead of a file: ``triton://HOST:PORT`` (HTTP), ``http://...`` or
 ``grpc://...``, and a ``#MODEL`` fragment (or the server's only ready model). The client is
-:class:`edgekit.serve.client.TritonClient`, so Triton's refusals read the same everywhere. A server
+:class:`edgekit.runtimes.triton_client.TritonClient`, so Triton's refusals read the same everywhere. A server
 that cannot be reached is an error within ``timeout`` seconds.
 
 Example:
@@ -43,8 +43,8 @@ class TritonModel:
 
     def __init__(self, url: str, model: str | None = None, protocol: str | None = None,
                  timeout: float = CONNECT_TIMEOUT_SECONDS):
-        from edgekit.serve.client import TritonClient
-        from edgekit.serve.errors import ServeError
+        from edgekit.runtimes.triton_client import TritonClient
+        from edgekit.errors import ServeError
 
         self.client = TritonClient(url, protocol=protocol, timeout=timeout)
         self.url = self.client.url

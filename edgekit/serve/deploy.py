@@ -2,7 +2,7 @@
 
 ``deploy_triton`` takes the model folder's ONNX file of the chosen precision from its exports
 (exporting it first, into ``<model>/export-onnx-<precision>``, when no export has it), adds it to
-the repository as the model's next version with :func:`edgekit.export.triton.add_model_version`,
+the repository as the model's next version with :func:`edgekit.formats.triton.add_model_version`,
 keeping the model's batching, instances and version policy, and, given a server URL, makes that
 server load it without a restart.
 
@@ -29,7 +29,7 @@ from pathlib import Path
 
 from edgekit import manifest as manifest_io
 from edgekit.errors import ModelError, OptionError
-from edgekit.serve.errors import RepositoryError, ServeError
+from edgekit.errors import RepositoryError, ServeError
 
 PRECISIONS = ("fp32", "fp16", "int8")
 EXPORT_STAGE = "export"
@@ -91,7 +91,7 @@ def deploy_triton(model: str | os.PathLike, repository: str | os.PathLike = "tri
         ServeError: when the server cannot be reached, serves another repository, was not started
             with ``--model-control explicit``, or does not get the version ready.
     """
-    from edgekit.export.triton import add_model_version, check_model_name
+    from edgekit.formats.triton import add_model_version, check_model_name
 
     if precision not in PRECISIONS:
         raise OptionError(f"unknown precision {precision!r}; expected one of: {', '.join(PRECISIONS)}")
@@ -160,7 +160,7 @@ def reload_model(url: str, repository: str | os.PathLike, model_name: str, versi
     Raises:
         ServeError: see :func:`deploy_triton`.
     """
-    from edgekit.serve.client import TritonClient
+    from edgekit.runtimes.triton_client import TritonClient
     from edgekit.serve.staging import restage_model
 
     with TritonClient(url, timeout=timeout) as client:
@@ -200,7 +200,7 @@ def _wait_ready(client, model_name: str, version: int, seconds: float) -> bool:
 
 
 def _ready(client, model_name: str, version: int) -> bool:
-    from edgekit.serve.errors import InferenceError
+    from edgekit.errors import InferenceError
 
     try:
         return client.is_model_ready(model_name, str(version))
@@ -214,7 +214,7 @@ def check_server(url: str, repository: str | os.PathLike, timeout: float = 10.0)
     Raises:
         ServeError: see :func:`served_staging`, or when the server cannot be reached.
     """
-    from edgekit.serve.client import TritonClient
+    from edgekit.runtimes.triton_client import TritonClient
 
     with TritonClient(url, timeout=timeout) as client:
         return served_staging(client, repository)
@@ -323,7 +323,7 @@ def _model_settings(model_folder: Path, onnx_file: Path) -> tuple[list[str] | No
     """
     import onnx
 
-    from edgekit.export.triton import CONFIG_FILENAME, LABELS_FILENAME, PLATFORM, build_model_config, \
+    from edgekit.formats.triton import CONFIG_FILENAME, LABELS_FILENAME, PLATFORM, build_model_config, \
         read_model_config
 
     proto = onnx.load(str(onnx_file), load_external_data=False)

@@ -30,8 +30,9 @@ import numpy as np
 
 from edgekit.data.base import Preprocessing
 from edgekit.errors import DataError, OptionError
+from edgekit.formats.triton import PREPROCESSING_PARAMETER
 
-CONFIG_PARAMETER = "edgekit_preprocessing"
+
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,7 @@ def resolve_preprocessing(spec: str, model_config: dict | None = None) -> Resolv
 
 
 def _from_config(config: dict) -> tuple[Preprocessing, dict] | None:
-    entry = (config.get("parameters") or {}).get(CONFIG_PARAMETER)
+    entry = (config.get("parameters") or {}).get(PREPROCESSING_PARAMETER)
     if not entry:
         return None
     text = entry.get("string_value", "") if isinstance(entry, dict) else str(entry)
@@ -89,7 +90,7 @@ def _from_config(config: dict) -> tuple[Preprocessing, dict] | None:
         values = json.loads(text)
         return Preprocessing.from_dict(values), dict(values.get("raw") or {})
     except (ValueError, KeyError, TypeError, AttributeError):
-        raise OptionError(f"the served config's {CONFIG_PARAMETER} parameter is not JSON with scale, "
+        raise OptionError(f"the served config's {PREPROCESSING_PARAMETER} parameter is not JSON with scale, "
                           f"mean and std ({text!r}); pass --preprocess explicitly") from None
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgekit.errors import OptionError
-from edgekit.serve.errors import ServeError
+from edgekit.errors import ServeError
 
 
 class TritonBinaryError(ServeError, OptionError):

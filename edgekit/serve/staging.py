@@ -42,7 +42,8 @@ import sysconfig
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgekit.serve.errors import RepositoryError
+from edgekit.errors import RepositoryError
+from edgekit.formats.triton import ONNX_PREPROCESSING_KEY, PREPROCESSING_PARAMETER, read_model_config
 
 CONFIG_NAME = "config.pbtxt"
 ONNX_PLATFORMS = ("onnxruntime_onnx",)
@@ -60,8 +61,6 @@ SOURCE_REPOSITORY_PARAMETER = "EDGEKIT_SOURCE_REPOSITORY"
 STAGED_REPOSITORY_PARAMETER = "EDGEKIT_STAGED_REPOSITORY"
 # `edgekit export` records the preprocessing in the ONNX file's metadata (and, since it writes the
 # parameter itself, in config.pbtxt); staging passes it on for repositories exported before that.
-ONNX_PREPROCESSING_KEY = "edgekit.preprocessing"
-PREPROCESSING_PARAMETER = "edgekit_preprocessing"
 _TEMPLATES = {"onnxruntime_onnx": Path(__file__).with_name("python_model_template.py"),
               "tflite": Path(__file__).with_name("litert_model_template.py")}
 
@@ -90,26 +89,6 @@ class StagedRepository:
     source: Path
     path: Path
     models: list[StagedModel]
-
-
-def read_model_config(path: str | os.PathLike):
-    """Parse a ``config.pbtxt`` into Triton's ``ModelConfig`` protobuf.
-
-    Raises:
-        RepositoryError: if the file is missing or is not a valid ModelConfig text proto.
-    """
-    from google.protobuf import text_format
-    from tritonclient.grpc import model_config_pb2
-
-    path = Path(path)
-    if not path.is_file():
-        raise RepositoryError(f"{path} does not exist; expected a Triton model config in every model folder")
-    config = model_config_pb2.ModelConfig()
-    try:
-        text_format.Parse(path.read_text(), config)
-    except (text_format.ParseError, UnicodeDecodeError) as error:
-        raise RepositoryError(f"{path} is not a valid Triton ModelConfig ({error}); fix or re-export it")
-    return config
 
 
 def write_model_config(config, path: str | os.PathLike) -> None:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from edgekit.errors import OptionError
-from edgekit.serve.errors import ServeError
+from edgekit.errors import ServeError
 from edgekit.serve.installation import TritonInstallation, build_backend_directory, locate_tritonserver
 
 BACKENDS = ("python", "native")

@@ -62,8 +62,8 @@ def served(tmp_path_factory):
     from sklearn.linear_model import LogisticRegression
 
     import edgekit
-    from edgekit.bench.load import add_unbatched_variant
-    from edgekit.export.triton import add_model_version
+    from edgekit.formats.triton import add_unbatched_variant
+    from edgekit.formats.triton import add_model_version
     from edgekit.serve import serve
 
     root = tmp_path_factory.mktemp("bench_triton")
@@ -174,7 +174,7 @@ def test_the_throughput_vs_latency_plot_is_a_png(sweep):
 
 
 def test_the_unbatched_variant_is_the_same_model_without_the_batcher(served):
-    from edgekit.export.triton import read_model_config
+    from edgekit.formats.triton import read_model_config
 
     original = read_model_config(served["repository"] / MODEL)
     variant = read_model_config(served["variant"])
@@ -198,7 +198,7 @@ def test_compare_batching_refuses_a_pair_that_does_not_differ_in_batching(served
 @pytest.mark.parametrize("protocol", ["http", "grpc"])
 def test_an_unreachable_url_is_one_clear_error(protocol, bench_cli):
     from edgekit.bench import bench
-    from edgekit.serve.errors import ServeError
+    from edgekit.errors import ServeError
 
     (port,) = _free_ports(1)
     started = time.monotonic()

@@ -110,7 +110,7 @@ def _check_qat_file_reloads(folder, manifest):
     import tensorflow_model_optimization as tfmot
 
     from edgekit._compat import keras
-    from edgekit.export.tflite import is_quantization_aware
+    from edgekit.formats.tflite import is_quantization_aware
 
     with tfmot.quantization.keras.quantize_scope():
         model = keras().models.load_model(folder / manifest["model"]["qat_file"], compile=False)

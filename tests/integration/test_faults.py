@@ -176,7 +176,7 @@ def test_a_bench_where_every_artifact_fails_prints_its_table_and_exits_1(run, tm
 
 
 def test_class_names_with_control_characters_give_one_label_line_per_class(tmp_path):
-    from edgekit.export.labels import labels_text
+    from edgekit.formats.labels import labels_text
 
     names = ["t-shirt", "two\nlines", "tab\there", "bell\x07", "café"]
     text = labels_text(names)

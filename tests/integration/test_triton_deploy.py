@@ -13,7 +13,7 @@ import click
 import numpy as np
 import pytest
 
-from edgekit.serve.client import TritonClient
+from edgekit.runtimes.triton_client import TritonClient
 
 MODEL = "digits-mlp"
 TFLITE_MODEL = "digits-litert"
@@ -46,7 +46,7 @@ def deployment(tmp_path_factory):
     from edgekit._compat import keras
     from edgekit.data.calibration import calibration_samples
     from edgekit.export.run import export
-    from edgekit.export.tflite import convert_to_tflite
+    from edgekit.formats.tflite import convert_to_tflite
 
     root = tmp_path_factory.mktemp("deploy")
     model_folder, repository = root / MODEL, root / "triton_repo"

@@ -20,8 +20,8 @@ import click
 import numpy as np
 import pytest
 
-from edgekit.serve.client import TritonClient
-from edgekit.serve.errors import InferenceError, ServeError
+from edgekit.runtimes.triton_client import TritonClient
+from edgekit.errors import InferenceError, ServeError
 
 MODEL = "digits-mlp"
 

@@ -93,7 +93,7 @@ def test_importing_the_compress_package_loads_neither_tensorflow_nor_tfmot():
     import subprocess
 
     code = ("import sys, edgekit.compress, edgekit.cli.compress, edgekit.runtimes, "
-            "edgekit.export.tflite; print('tensorflow' in sys.modules, "
+            "edgekit.formats.tflite; print('tensorflow' in sys.modules, "
             "'tensorflow_model_optimization' in sys.modules)")
     finished = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                               timeout=120)

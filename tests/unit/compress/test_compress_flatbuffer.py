@@ -7,7 +7,7 @@ import pytest
 
 from edgekit.compress.flatbuffer import read_weight_tensors, weight_sparsity
 from edgekit.errors import ModelError
-from edgekit.export.tflite import convert_to_tflite
+from edgekit.formats.tflite import convert_to_tflite
 
 
 @pytest.fixture

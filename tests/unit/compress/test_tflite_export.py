@@ -7,7 +7,7 @@ import pytest
 
 from edgekit.compress.flatbuffer import weight_sparsity
 from edgekit.errors import DataError, ModelError, OptionError, UnknownNameError
-from edgekit.export.tflite import TFLITE_MODES, convert_to_tflite
+from edgekit.formats.tflite import TFLITE_MODES, convert_to_tflite
 from edgekit.runtimes.litert import LiteRTModel
 
 # mode -> (dtype of the weights in the file, max |LiteRT - Keras| on softmax outputs)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from edgekit.errors import DataError, ModelError
-from edgekit.export.tflite import convert_to_tflite
+from edgekit.formats.tflite import convert_to_tflite
 from edgekit.runtimes import RUNTIMES
 from edgekit.runtimes.litert import LiteRTModel, dequantize, quantize
 

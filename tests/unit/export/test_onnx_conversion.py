@@ -9,7 +9,7 @@ import onnx
 import pytest
 
 from edgekit.errors import ModelError, OptionError
-from edgekit.export.onnx import check_onnx_file, convert_to_onnx, quantize_int8, to_float16
+from edgekit.formats.onnx import check_onnx_file, convert_to_onnx, quantize_int8, to_float16
 from edgekit.runtimes.onnxruntime import OnnxRuntimeModel
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from edgekit.errors import EdgekitError, ModelError
-from edgekit.export.onnx import check_onnx_file
+from edgekit.formats.onnx import check_onnx_file
 from edgekit.inspect import inspect_artifact
 from edgekit.runtimes.onnxruntime import OnnxRuntimeModel
 

@@ -10,7 +10,7 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
 from edgekit.errors import ModelError, OptionError
-from edgekit.export.triton import (add_model_version, build_model_config, parse_version_policy,
+from edgekit.formats.triton import (add_model_version, build_model_config, parse_version_policy,
                                    read_model_config)
 
 

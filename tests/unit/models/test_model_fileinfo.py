@@ -14,7 +14,7 @@ import pytest
 
 import edgekit  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from edgekit._compat import keras as tf_keras_module
-from edgekit._compat import quiet_stderr, tensorflow
+from edgekit._compat import quiet_native_logs, tensorflow
 from edgekit.errors import ModelError
 from edgekit.models import fileinfo
 from edgekit.models.fileinfo import BUILTIN_LAYER_CLASSES, read_model_info, unsafe_code_message
@@ -95,7 +95,7 @@ def saved(tmp_path_factory):
         paths[name] = root / name
         model.save(str(paths[name]), **kwargs)
 
-    with warnings.catch_warnings(), quiet_stderr():
+    with warnings.catch_warnings(), quiet_native_logs():
         warnings.simplefilter("ignore")  # "HDF5 is legacy", "the object includes a lambda"
         base2, base3 = _base(k2), _base(k3)
         save("k2.keras", base2)

@@ -10,8 +10,8 @@ import pytest
 
 from edgekit.data.base import Preprocessing
 from edgekit.errors import DataError, OptionError
-from edgekit.serve.client import TritonClient, parse_url
-from edgekit.serve.errors import ServeError
+from edgekit.runtimes.triton_client import TritonClient, parse_url
+from edgekit.errors import ServeError
 from edgekit.serve.inputs import load_batch, resolve_preprocessing
 
 

@@ -10,7 +10,7 @@ import pytest
 from edgekit.errors import ModelError, OptionError, RunFailedError
 from edgekit.manifest import sha256_file
 from edgekit.serve.deploy import deploy_triton, find_onnx_artifact, served_staging
-from edgekit.serve.errors import RepositoryError, ServeError
+from edgekit.errors import RepositoryError, ServeError
 
 PREPROCESSING = {"scale": 0.5, "mean": 0.1, "std": 2.0}
 
@@ -40,7 +40,7 @@ def model_folder(tmp_path, onnx_writer) -> Path:
 
 def test_first_deploy_writes_version_1_with_the_preprocessing_parameter(model_folder, tmp_path):
     from edgekit.serve.inputs import resolve_preprocessing
-    from edgekit.serve.staging import read_model_config
+    from edgekit.formats.triton import read_model_config
 
     result = deploy_triton(model_folder, repository=tmp_path / "repo")
     assert (result.model_name, result.version, result.versions, result.exported) == ("linear", 1, [1], False)
@@ -57,8 +57,8 @@ def test_first_deploy_writes_version_1_with_the_preprocessing_parameter(model_fo
 
 
 def test_a_new_version_keeps_the_models_batching_instances_policy_and_labels(model_folder, tmp_path, onnx_writer):
-    from edgekit.export.triton import add_model_version
-    from edgekit.serve.staging import read_model_config
+    from edgekit.formats.triton import add_model_version
+    from edgekit.formats.triton import read_model_config
 
     first = onnx_writer(tmp_path / "first.onnx", seed=3)
     add_model_version(tmp_path / "repo", "linear", first, class_names=["cat", "dog", "bird"],
@@ -161,7 +161,8 @@ def test_the_server_tells_where_its_staging_copy_is(tmp_path):
 def test_restaging_links_a_new_version_and_drops_a_removed_one(linear_repository, tmp_path, onnx_writer):
     import shutil
 
-    from edgekit.serve.staging import read_model_config, restage_model, stage_repository
+    from edgekit.formats.triton import read_model_config
+    from edgekit.serve.staging import restage_model, stage_repository
 
     staged = stage_repository(linear_repository, tmp_path / "staged")
     onnx_writer(linear_repository / "linear" / "2" / "model.onnx", seed=5)

@@ -10,8 +10,9 @@ import types
 import numpy as np
 import pytest
 
-from edgekit.serve.errors import RepositoryError
-from edgekit.serve.staging import read_model_config, stage_repository
+from edgekit.errors import RepositoryError
+from edgekit.formats.triton import read_model_config
+from edgekit.serve.staging import stage_repository
 
 CONFIG = """
 name: "{name}"
@@ -28,7 +29,7 @@ def tflite_files(tmp_path_factory):
     """Two tiny 4 -> 3 classifiers: full int8 with int8 io (any batch), and fp32 with a fixed batch of 1."""
     import edgekit  # noqa: F401  (Keras 2 before TensorFlow)
     from edgekit._compat import keras
-    from edgekit.export.tflite import convert_to_tflite
+    from edgekit.formats.tflite import convert_to_tflite
 
     tf_keras = keras()
     tf_keras.utils.set_random_seed(0)

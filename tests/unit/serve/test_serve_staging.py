@@ -10,8 +10,9 @@ import types
 import numpy as np
 import pytest
 
-from edgekit.serve.errors import RepositoryError
-from edgekit.serve.staging import read_model_config, stage_repository
+from edgekit.errors import RepositoryError
+from edgekit.formats.triton import read_model_config
+from edgekit.serve.staging import stage_repository
 
 
 def test_staged_config_keeps_names_shapes_batching_instances_and_labels(linear_repository, tmp_path):

@@ -8,7 +8,7 @@ import socket
 import pytest
 
 from edgekit.errors import OptionError
-from edgekit.serve.errors import ServeError
+from edgekit.errors import ServeError
 from edgekit.serve.installation import build_backend_directory, locate_tritonserver
 from edgekit.serve.tritonserver import ServeConfig, check_ports_free, failure_reason, serve
 

@@ -11,7 +11,7 @@ import textwrap
 
 import pytest
 
-from edgekit.serve.errors import ServeError
+from edgekit.errors import ServeError
 from edgekit.serve.tritonserver import failure_reason, is_transient_startup_crash, serve
 
 # The tail of the log of a server that aborted while two Python-backend instances of one model

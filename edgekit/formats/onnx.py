@@ -13,7 +13,7 @@
 Every file goes through ``onnx.checker`` and an ONNX Runtime session before it is returned.
 
 Example:
-    >>> from edgekit.export.onnx import convert_to_onnx, check_onnx_file
+    >>> from edgekit.formats.onnx import convert_to_onnx, check_onnx_file
     >>> proto = convert_to_onnx(model, opset=17)
     >>> onnx.save(proto, "model_fp32.onnx"); check_onnx_file("model_fp32.onnx")
 """
@@ -30,8 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgekit._compat import quiet_stderr
-from edgekit.errors import ModelError, OptionError
+from edgekit._compat import quiet_native_logs
+from edgekit.errors import ModelError, OptionError, first_line
 
 DEFAULT_OPSET = 17
 # Per-channel QuantizeLinear (the int8 artifact) needs opset 13; tf2onnx 1.17 writes up to 18.
@@ -94,7 +94,7 @@ def convert_to_onnx(model, opset: int = DEFAULT_OPSET):
     spec = (tf.TensorSpec((None, *model.input_shape[1:]), tf.float32, name=input_name),)
     collector = _LogCollector()
     try:
-        with _tf2onnx_logs(collector), quiet_stderr():
+        with _tf2onnx_logs(collector), quiet_native_logs():
             if keras3:
                 # tf2onnx's from_keras reads tf-keras internals (KeyError 'keras_tensor_N' on
                 # Keras 3); the model traced as a tf.function converts the same graph.
@@ -161,7 +161,7 @@ def quantize_int8(fp32_path: str | os.PathLike, int8_path: str | os.PathLike,
     level = root.level
     root.setLevel(logging.ERROR)  # ORT logs "consider pre-processing" warnings on the root logger
     try:
-        with tempfile.TemporaryDirectory() as scratch, quiet_stderr():
+        with tempfile.TemporaryDirectory() as scratch, quiet_native_logs():
             # ORT writes its augmented calibration model next to the input; keep that out of
             # the export folder by working on a scratch copy.
             scratch_model = Path(scratch) / "model.onnx"
@@ -172,7 +172,7 @@ def quantize_int8(fp32_path: str | os.PathLike, int8_path: str | os.PathLike,
                             calibrate_method=CalibrationMethod.MinMax)
     except Exception as error:  # noqa: BLE001
         raise ModelError(f"ONNX Runtime int8 quantization of {Path(fp32_path).name} failed: "
-                         f"{type(error).__name__}: {_first_line(error)}") from None
+                         f"{type(error).__name__}: {first_line(error)}") from None
     finally:
         root.setLevel(level)
     return options
@@ -187,7 +187,7 @@ def check_onnx_file(path: str | os.PathLike) -> None:
     try:
         onnx.checker.check_model(str(path), full_check=True)
     except Exception as error:  # noqa: BLE001  (DecodeError, ValidationError, InferenceError)
-        raise ModelError(f"{Path(path).name} fails onnx.checker: {_first_line(error)}; the file "
+        raise ModelError(f"{Path(path).name} fails onnx.checker: {first_line(error)}; the file "
                          "is corrupt or not an ONNX model; export it again") from None
     OnnxRuntimeModel.load(path)
 
@@ -201,7 +201,7 @@ def set_metadata(proto, values: dict) -> None:
 
 
 def is_quantization_aware(model) -> bool:
-    from edgekit.export.tflite import is_quantization_aware as is_qat
+    from edgekit.formats.tflite import is_quantization_aware as is_qat
 
     return is_qat(model)
 
@@ -260,7 +260,7 @@ def _failure(model, collector: _LogCollector, error: BaseException | None) -> st
                    "never fine-tuned?); fine-tune it with edgekit compress --qat first")
         return (f"tf2onnx {_version('tf2onnx')} cannot convert {where}{extra} of model "
                 f"{model.name!r}; {fix}")
-    reason = f"{type(error).__name__}: {_first_line(error)}" if error else "no reason given"
+    reason = f"{type(error).__name__}: {first_line(error)}" if error else "no reason given"
     if collector.errors:
         reason = collector.errors[0]
     return (f"tf2onnx {_version('tf2onnx')} failed to convert model {model.name!r}: {reason}; "
@@ -312,9 +312,3 @@ def _version(package: str) -> str:
         return metadata.version(package)
     except metadata.PackageNotFoundError:
         return "unknown"
-
-
-def _first_line(error: BaseException) -> str:
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    message = lines[0] if lines else type(error).__name__
-    return message if len(message) <= 200 else message[:197] + "..."

@@ -82,7 +82,7 @@ def write_mobile_bundle(folder: str | os.PathLike, zip_path: str | os.PathLike,
             "class = labels.class_names[argmax(y)]",
         ],
     }
-    from edgekit.export.labels import labels_text
+    from edgekit.formats.labels import labels_text
 
     (folder / LABELS_FILE).write_text(labels_text(class_names))
     (folder / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")

@@ -19,7 +19,7 @@ from typing import Iterator
 import numpy as np
 
 from edgekit.errors import OptionError
-from edgekit.serve.errors import InferenceError, ServeError
+from edgekit.errors import InferenceError, ServeError
 
 PROTOCOLS = ("http", "grpc")
 DEFAULT_PORTS = {"http": 8000, "grpc": 8001}

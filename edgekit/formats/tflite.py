@@ -11,7 +11,7 @@ refuses the files it produces (seen with a pruned int8 model), while plain files
 of a pruned model in their weight buffers, where gzip and the measurement find them.
 
 Example:
-    >>> from edgekit.export.tflite import convert_to_tflite
+    >>> from edgekit.formats.tflite import convert_to_tflite
     >>> data = convert_to_tflite(model, "int8", representative_data=x_calibration)
     >>> Path("model.tflite").write_bytes(data)
 """
@@ -20,16 +20,13 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 import re
-import sys
-import tempfile
-import warnings
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
+from edgekit._compat import quiet_native_logs
 from edgekit.errors import DataError, ModelError, OptionError
 from edgekit.registry import Registry
 
@@ -247,33 +244,3 @@ def _representative_dataset(samples: np.ndarray):
             yield [samples[index : index + 1]]
 
     return generate
-
-
-@contextlib.contextmanager
-def quiet_native_logs(captured: list | None = None):
-    """Keep native notices (the converter's "fully_quantize: 0, ...", LiteRT's "Created TensorFlow
-    Lite XNNPACK delegate") and Python warnings off the terminal.
-
-    They are written to file descriptor 2 directly, so only a redirect silences them;
-    ``EDGEKIT_VERBOSE=1`` (``edgekit --verbose``) shows them. When ``captured`` is a list, the
-    text written meanwhile is appended to it (the converter names failing layers there only).
-    Python exceptions still propagate.
-    """
-    if os.environ.get("EDGEKIT_VERBOSE") == "1":
-        yield
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    sink = tempfile.TemporaryFile()
-    try:
-        os.dup2(sink.fileno(), 2)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        if captured is not None:
-            sink.seek(0)
-            captured.append(sink.read().decode("utf-8", "replace"))
-        sink.close()

@@ -15,7 +15,7 @@ input / output names, data types and dims read from the ONNX graph, written in p
 format and parsed back before it is kept.
 
 Example:
-    >>> from edgekit.export.triton import add_model_version
+    >>> from edgekit.formats.triton import add_model_version
     >>> added = add_model_version("triton_repo", "cnn-digits", "export/model_fp32.onnx",
     ...                           class_names=["0", "1", ...])
     >>> added["version"]
@@ -30,7 +30,7 @@ import re
 import shutil
 from pathlib import Path
 
-from edgekit.errors import ModelError, OptionError
+from edgekit.errors import ModelError, OptionError, RepositoryError
 
 PLATFORM = "onnxruntime_onnx"
 MODEL_FILENAME = "model.onnx"
@@ -151,22 +151,31 @@ def config_text(config) -> str:
 
 
 def read_model_config(path: str | os.PathLike):
-    """Parse a ``config.pbtxt`` into Triton's ``ModelConfig``, or raise ModelError saying why."""
-    from google.protobuf import text_format
+    """Parse a ``config.pbtxt`` (or a model folder's) into Triton's ``ModelConfig``.
+
+    Raises:
+        RepositoryError: if the file is missing, unreadable or not a valid ModelConfig text proto.
+    """
+    from google.protobuf import text_format  # lazy: protobuf comes with tritonclient
 
     path = Path(path)
     if path.is_dir():
         path = path / CONFIG_FILENAME
+    if not path.is_file():
+        raise RepositoryError(f"{path} does not exist; expected a Triton model config in every "
+                              "model folder (edgekit export --to triton writes one)")
     try:
         text = path.read_text()
     except (OSError, UnicodeDecodeError) as error:
-        raise ModelError(f"cannot read Triton config {str(path)!r}: {error}; expected a "
-                         "config.pbtxt in protobuf text format") from None
+        raise RepositoryError(f"cannot read Triton config {str(path)!r}: {error}; expected a "
+                              "config.pbtxt in protobuf text format") from error
     try:
         return text_format.Parse(text, model_config_pb2().ModelConfig())
     except text_format.ParseError as error:
-        raise ModelError(f"Triton config {str(path)!r} does not parse as ModelConfig: {error}; "
-                         "write it again with edgekit export --to triton") from None
+        raise RepositoryError(f"{path} is not a valid Triton ModelConfig: its text does not parse as "
+                              f"ModelConfig ({error}); write it again with edgekit export --to "
+                              "triton") from error
+
 
 
 def existing_versions(model_folder: str | os.PathLike) -> list[int]:
@@ -221,7 +230,7 @@ def add_model_version(repository: str | os.PathLike, model_name: str,
         finally:
             shutil.rmtree(staging, ignore_errors=True)  # gone already when the claim succeeded
         if class_names:
-            from edgekit.export.labels import labels_text
+            from edgekit.formats.labels import labels_text
 
             _write_atomically(model_folder / LABELS_FILENAME, labels_text(class_names))
         _write_atomically(model_folder / CONFIG_FILENAME, text)
@@ -287,3 +296,59 @@ def _triton_dtype(value) -> int:
         raise ModelError(f"ONNX tensor {value.name!r} has element type {elem_type}, which Triton "
                          f"has no data type for; expected one of {sorted(TRITON_DTYPES)}")
     return pb.DataType.Value(TRITON_DTYPES[elem_type])
+
+
+# Dynamic batching on vs off: the same versions served under another name, unbatched.
+UNBATCHED_SUFFIX = "-nobatch"
+
+
+def unbatched_name(model: str) -> str:
+    """The served name of ``model`` without dynamic batching: ``cnn`` -> ``cnn-nobatch``."""
+    return f"{model}{UNBATCHED_SUFFIX}"
+
+
+def add_unbatched_variant(repository: str | os.PathLike, model: str) -> Path:
+    """Add ``<model>-nobatch`` to a repository: ``model``'s versions, without dynamic batching.
+
+    The copy keeps everything else of the config (``max_batch_size``, instances, inputs and
+    outputs, labels, parameters), so one server serves both and ``edgekit bench
+    --compare-batching`` measures the batcher alone. Version files are hard-linked when the
+    file system allows it. An existing variant is replaced.
+
+    Args:
+        repository: a Triton model repository (``edgekit export --to triton`` writes one).
+        model: the model folder to copy; its config must have ``dynamic_batching``.
+
+    Returns:
+        The new model folder.
+
+    Raises:
+        ModelError: when the model is missing or has no dynamic batching to turn off.
+
+    Example:
+        >>> add_unbatched_variant("triton_repo", "cnn-fashion_mnist")
+        PosixPath('triton_repo/cnn-fashion_mnist-nobatch')
+    """
+    source = Path(repository) / model
+    if not (source / CONFIG_FILENAME).is_file():
+        raise ModelError(f"{source} holds no {CONFIG_FILENAME}; expected model {model!r} in "
+                         f"repository {repository} (edgekit export MODEL --to triton)")
+    config = read_model_config(source / CONFIG_FILENAME)
+    if not config.HasField("dynamic_batching"):
+        raise ModelError(f"model {model!r} has no dynamic_batching in its config; nothing to "
+                         "compare against (export it with a dynamic batch dimension)")
+    config.ClearField("dynamic_batching")
+    config.name = unbatched_name(model)
+    target = source.with_name(config.name)
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(source, target, copy_function=_link_or_copy,
+                    ignore=shutil.ignore_patterns(CONFIG_FILENAME, ".*"))
+    (target / CONFIG_FILENAME).write_text(config_text(config))
+    return target
+
+
+def _link_or_copy(source: str, target: str) -> None:
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)

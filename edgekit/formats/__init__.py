@@ -1,0 +1,1 @@
+"""Artifact formats: TFLite, ONNX, the Triton model repository and the mobile bundle."""

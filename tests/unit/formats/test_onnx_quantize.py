@@ -1,0 +1,390 @@
+"""Int8 ONNX: U8S8 / S8S8 static QDQ with pre-processing, and int8 weights for tf2onnx QAT graphs."""
+
+from __future__ import annotations
+
+import platform
+from collections import Counter
+
+import numpy as np
+import pytest
+
+import edgekit  # noqa: F401  (selects Keras 2 before TensorFlow loads)
+from edgekit.errors import DataError, ModelError, OptionError
+from edgekit.formats.onnx_quantize import (
+    CALIBRATION_METHODS,
+    fold_qat_weights,
+    host_scheme,
+    int8_weight_summary,
+    qat_int8_summary,
+    quantize_static_int8,
+    resolve_scheme,
+)
+
+
+def _to_onnx(model, input_shape):
+    """tf2onnx straight from tf-keras (the converter edgekit's ONNX export uses)."""
+    import tf2onnx
+
+    from edgekit._compat import quiet_native_logs, tensorflow
+
+    tf = tensorflow()
+    spec = (tf.TensorSpec((None, *input_shape), tf.float32, name="input"),)
+    with quiet_native_logs():
+        proto, _ = tf2onnx.convert.from_keras(model, input_signature=spec, opset=17)
+    return proto
+
+
+def _run(model, samples, optimization="all"):
+    """First output of an ONNX file or ModelProto in an ONNX Runtime CPU session."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3
+    options.graph_optimization_level = {
+        "disable": onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL,
+        "all": onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL}[optimization]
+    source = model if isinstance(model, str) else model.SerializeToString()
+    session = onnxruntime.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+    return session.run(None, {session.get_inputs()[0].name: samples})[0]
+
+
+@pytest.fixture(scope="module")
+def digits():
+    from sklearn.datasets import load_digits
+
+    data = load_digits()
+    images = (data.images / 16.0).astype(np.float32)[..., None]
+    return images, data.target
+
+
+@pytest.fixture(scope="module")
+def fp32_file(tmp_path_factory, digits):
+    """A small digits CNN (Conv, Conv, Dense), trained for a few epochs, as fp32 ONNX."""
+    import onnx
+
+    from edgekit._compat import keras
+
+    tf_keras = keras()
+    tf_keras.utils.set_random_seed(0)
+    images, labels = digits
+    inputs = tf_keras.Input((8, 8, 1), name="input")
+    x = tf_keras.layers.Conv2D(8, 3, activation="relu", name="conv1")(inputs)
+    x = tf_keras.layers.Conv2D(16, 3, activation="relu", name="conv2")(x)
+    x = tf_keras.layers.Flatten(name="flatten")(x)
+    outputs = tf_keras.layers.Dense(10, activation="softmax", name="probabilities")(x)
+    model = tf_keras.Model(inputs, outputs, name="digits_cnn")
+    model.compile("adam", "sparse_categorical_crossentropy")
+    model.fit(images, labels, epochs=4, batch_size=32, verbose=0)
+    path = tmp_path_factory.mktemp("fp32") / "model_fp32.onnx"
+    onnx.save(_to_onnx(model, (8, 8, 1)), str(path))
+    return path
+
+
+@pytest.fixture
+def fp32_copy(tmp_path, fp32_file):
+    """The fp32 file alone in a fresh folder, so a test can see every file written beside it."""
+    path = tmp_path / "model_fp32.onnx"
+    path.write_bytes(fp32_file.read_bytes())
+    return path
+
+
+@pytest.fixture(scope="module")
+def calibration(digits):
+    return digits[0][:200]
+
+
+@pytest.mark.parametrize("machine, expected", [("x86_64", "u8s8"), ("AMD64", "u8s8"),
+                                               ("i686", "u8s8"), ("aarch64", "s8s8"),
+                                               ("arm64", "s8s8"), ("armv7l", "s8s8")])
+def test_host_scheme_is_u8s8_on_x86_and_s8s8_on_arm(machine, expected):
+    assert host_scheme(machine) == expected
+
+
+def test_auto_scheme_resolves_to_the_host_scheme():
+    assert resolve_scheme("auto") == host_scheme()
+    assert resolve_scheme("s8s8") == "s8s8"
+    if platform.machine().lower() in ("x86_64", "amd64"):
+        assert resolve_scheme("auto") == "u8s8"
+
+
+def test_auto_writes_int8_weights_and_uint8_activations_and_records_auto(fp32_copy, calibration):
+    int8_path = fp32_copy.parent / "model_int8.onnx"
+    options = quantize_static_int8(fp32_copy, int8_path, calibration)
+    assert options["scheme_requested"] == "auto" and options["scheme"] == host_scheme()
+    assert options["preprocessed"] is True and options["calibration_samples"] == 200
+    assert options["machine"] == platform.machine()
+    summary = int8_weight_summary(int8_path)
+    assert summary["int8_initializers"] > 0 and summary["float_weight_initializers"] == 0
+    expected = "uint8" if options["scheme"] == "u8s8" else "int8"
+    assert options["activation_type"] == expected
+    assert summary["activation_zero_point_dtypes"] == [expected]
+    # ORT's scratch models stay in a temporary folder: nothing lands beside input or output.
+    assert sorted(p.name for p in fp32_copy.parent.iterdir()) == ["model_fp32.onnx",
+                                                                 "model_int8.onnx"]
+
+
+def test_s8s8_writes_int8_activations(fp32_copy, calibration):
+    int8_path = fp32_copy.parent / "model_int8.onnx"
+    options = quantize_static_int8(fp32_copy, int8_path, calibration, scheme="s8s8")
+    assert (options["scheme"], options["activation_type"]) == ("s8s8", "int8")
+    summary = int8_weight_summary(int8_path)
+    assert summary["activation_zero_point_dtypes"] == ["int8"]
+    assert summary["uint8_initializers"] == 0 and summary["weight_dtypes"] == ["int32", "int8"]
+
+
+def test_preprocessed_u8s8_agrees_with_fp32_on_top1(fp32_copy, calibration, digits):
+    int8_path = fp32_copy.parent / "model_int8.onnx"
+    quantize_static_int8(fp32_copy, int8_path, calibration, scheme="u8s8")
+    images = digits[0]
+    expected = _run(str(fp32_copy), images)
+    assert (expected.argmax(1) == digits[1]).mean() > 0.85  # the fixture model did learn
+    outputs = _run(str(int8_path), images)
+    assert (outputs.argmax(1) == expected.argmax(1)).mean() > 0.97
+    assert np.abs(outputs - expected).max() < 0.2
+
+
+def test_pre_processing_alone_keeps_fp32_outputs(fp32_copy, digits):
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    pre = fp32_copy.parent / "pre.onnx"
+    quant_pre_process(str(fp32_copy), str(pre), skip_symbolic_shape=True)
+    expected = _run(str(fp32_copy), digits[0])
+    assert np.abs(_run(str(pre), digits[0]) - expected).max() <= 1e-5
+
+
+@pytest.mark.parametrize("method", CALIBRATION_METHODS)
+def test_each_calibration_method_runs_quietly(fp32_copy, calibration, digits, method, capfd):
+    int8_path = fp32_copy.parent / "model_int8.onnx"
+    options = quantize_static_int8(fp32_copy, int8_path, calibration[:64], method=method)
+    assert options["calibrate_method"] == method
+    captured = capfd.readouterr()
+    assert captured.out == "" and captured.err == ""  # ORT's histogram calibrators print
+    expected = _run(str(fp32_copy), digits[0][:300]).argmax(1)
+    assert (_run(str(int8_path), digits[0][:300]).argmax(1) == expected).mean() > 0.9
+
+
+def test_nodes_to_exclude_keeps_that_node_in_float(fp32_copy, calibration):
+    import onnx
+
+    conv = [node.name for node in onnx.load(str(fp32_copy)).graph.node if node.op_type == "Conv"]
+    int8_path = fp32_copy.parent / "model_int8.onnx"
+    options = quantize_static_int8(fp32_copy, int8_path, calibration, nodes_to_exclude=[conv[1]])
+    assert options["nodes_to_exclude"] == [conv[1]]
+    graph = onnx.load(str(int8_path)).graph
+    producers = {name: node.op_type for node in graph.node for name in node.output}
+    initializers = {tensor.name: tensor.data_type for tensor in graph.initializer}
+    quantized, kept = (next(node for node in graph.node if node.name == name) for name in conv)
+    # Its input may still come through a DequantizeLinear (its producer is quantized), but its
+    # weight and bias stay float, so ONNX Runtime cannot fuse it into an integer kernel.
+    assert [initializers.get(name) for name in kept.input[1:]] == [onnx.TensorProto.FLOAT] * 2
+    assert [producers.get(name) for name in quantized.input] == ["DequantizeLinear"] * 3
+
+
+def test_unknown_node_to_exclude_is_refused_with_candidates(fp32_copy, calibration):
+    with pytest.raises(OptionError, match=r"cannot keep node 'no_such_node' in float: it is not "
+                                          r"a node of the graph; expected .*e\.g\. '"):
+        quantize_static_int8(fp32_copy, fp32_copy.parent / "int8.onnx", calibration,
+                             nodes_to_exclude=["no_such_node"])
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"scheme": "int8"}, r"unknown int8 scheme 'int8'; expected one of: auto, u8s8, s8s8"),
+    ({"method": "kl"}, r"unknown calibration method 'kl'; expected one of: minmax, entropy, "
+                       r"percentile")])
+def test_bad_scheme_or_method_is_an_option_error(fp32_copy, calibration, options, message):
+    with pytest.raises(OptionError, match=message):
+        quantize_static_int8(fp32_copy, fp32_copy.parent / "int8.onnx", calibration, **options)
+    assert not (fp32_copy.parent / "int8.onnx").exists()
+
+
+def test_corrupt_fp32_file_is_one_line_model_error(tmp_path, calibration):
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"\x08\x07garbage" * 40)
+    with pytest.raises(ModelError, match=r"cannot read .*broken\.onnx' as an ONNX model: .*; "
+                                         r"expected an fp32 \.onnx file") as raised:
+        quantize_static_int8(broken, tmp_path / "int8.onnx", calibration)
+    assert "\n" not in str(raised.value) and raised.value.__cause__ is not None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.onnx"]
+
+
+def test_samples_of_the_wrong_shape_are_a_data_error(fp32_copy):
+    with pytest.raises(DataError, match=r"calibration samples of shape \[4, 28, 28, 1\] do not "
+                                        r"fit input 'input'; expected .*\['N', 8, 8, 1\]"):
+        quantize_static_int8(fp32_copy, fp32_copy.parent / "int8.onnx",
+                             np.zeros((4, 28, 28, 1), np.float32))
+
+
+def test_pre_processing_failure_is_a_model_error_not_a_silent_fallback(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Mystery", ["input"], ["output"], domain="com.example")], "unknown_op",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 4])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["batch", 4])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17),
+                                                    helper.make_opsetid("com.example", 1)])
+    path = tmp_path / "model_fp32.onnx"
+    onnx.save(model, str(path))
+    with pytest.raises(ModelError, match=r"pre-processing \(quant_pre_process\) of "
+                                         r"model_fp32\.onnx failed: .*preprocess=False"):
+        quantize_static_int8(path, tmp_path / "int8.onnx", np.zeros((8, 4), np.float32))
+
+
+# --- quantization-aware models -------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def qat_pair():
+    """(fp32 ONNX, tf2onnx ONNX of its QAT model): Conv + two Dense 256 so weights dominate."""
+    from edgekit._compat import keras, tfmot
+
+    tf_keras = keras()
+    tf_keras.utils.set_random_seed(1)
+    inputs = tf_keras.Input((8, 8, 1), name="input")
+    x = tf_keras.layers.Conv2D(8, 3, activation="relu", bias_initializer="random_normal",
+                               name="conv")(inputs)
+    x = tf_keras.layers.Flatten(name="flatten")(x)
+    x = tf_keras.layers.Dense(256, activation="relu", bias_initializer="random_normal",
+                              name="dense1")(x)
+    x = tf_keras.layers.Dense(256, activation="relu", name="dense2")(x)
+    outputs = tf_keras.layers.Dense(10, activation="softmax", name="probabilities")(x)
+    model = tf_keras.Model(inputs, outputs, name="qat_mlp")
+    qat = tfmot().quantization.keras.quantize_model(model)
+    samples = np.random.default_rng(0).uniform(0, 1, size=(64, 8, 8, 1)).astype(np.float32)
+    qat(samples, training=True)  # one training-mode pass sets the ranges, as fine-tuning does
+    return _to_onnx(model, (8, 8, 1)), _to_onnx(qat, (8, 8, 1))
+
+
+def test_tf2onnx_qat_weights_are_float_on_an_int8_grid(qat_pair):
+    """What the fold is for: tf2onnx constant-folds tfmot's weight fake-quant into float32."""
+    _, qat = qat_pair
+    summary = qat_int8_summary(qat)
+    assert summary["int8_initializers"] == 0 and summary["float_weight_initializers"] == 4
+
+
+def test_folded_qat_model_holds_int8_weights_at_a_third_of_fp32_size(qat_pair):
+    import onnx
+
+    fp32, qat = qat_pair
+    folded = fold_qat_weights(qat)
+    onnx.checker.check_model(folded, full_check=True)
+    summary = qat_int8_summary(folded)
+    assert summary["int8_initializers"] >= 4 and summary["float_weight_initializers"] == 0
+    assert summary["bytes"] <= 0.35 * fp32.ByteSize()
+    ops = Counter(node.op_type for node in folded.graph.node)
+    assert ops["QuantizeLinear"] == Counter(node.op_type for node in qat.graph.node)[
+        "QuantizeLinear"]  # the activations' QDQ pairs stay
+    assert int8_weight_summary(folded)["activation_zero_point_dtypes"] == ["uint8"]
+
+
+def test_folded_qat_model_gives_the_unfolded_outputs(qat_pair):
+    _, qat = qat_pair
+    folded = fold_qat_weights(qat)
+    samples = np.random.default_rng(2).uniform(0, 1, size=(128, 8, 8, 1)).astype(np.float32)
+    expected = _run(qat, samples, "disable")
+    scale = np.abs(expected).max()
+    assert np.abs(_run(folded, samples, "disable") - expected).max() <= 1e-5 * scale
+    # Fully optimized, ORT runs the folded graph with integer kernels (the unfolded one in float).
+    assert (_run(folded, samples).argmax(1) == expected.argmax(1)).mean() > 0.9
+
+
+def test_plain_float_weights_are_left_alone(qat_pair):
+    fp32, _ = qat_pair
+    assert qat_int8_summary(fold_qat_weights(fp32)) == qat_int8_summary(fp32)
+
+
+def _explicit_qdq_model(layout: str):
+    """input (N, 4) -> MatMul with a weight behind QuantizeLinear -> DequantizeLinear.
+
+    The weight holds exact ties (x.5 steps, rounded half to even) and values that saturate.
+    """
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight = np.array([[0.25, -0.25, 0.75], [-0.75, 1.25, 70.0], [-70.0, 0.1, 2.0],
+                       [3.3, -1.0, 0.0]], dtype=np.float32)  # (4, 3); scales 0.5 per column
+    scale = np.array([0.5, 0.25, 0.5], np.float32)
+    zero_point = np.array([0, 3, -2], np.int8)
+    nodes, initializers = [], [numpy_helper.from_array(scale, "w_scale"),
+                               numpy_helper.from_array(zero_point, "w_zero_point")]
+    if layout == "initializer":
+        initializers.append(numpy_helper.from_array(weight, "w"))
+    elif layout == "transpose":
+        initializers.append(numpy_helper.from_array(weight.T.copy(), "w_t"))
+        nodes.append(helper.make_node("Transpose", ["w_t"], ["w"], perm=[1, 0]))
+    else:  # a Constant node behind an Identity
+        nodes += [helper.make_node("Constant", [], ["w_c"],
+                                   value=numpy_helper.from_array(weight, "w_c")),
+                  helper.make_node("Identity", ["w_c"], ["w"])]
+    nodes += [helper.make_node("QuantizeLinear", ["w", "w_scale", "w_zero_point"], ["w_q"], axis=1),
+              helper.make_node("DequantizeLinear", ["w_q", "w_scale", "w_zero_point"], ["w_dq"],
+                               axis=1),
+              helper.make_node("MatMul", ["input", "w_dq"], ["output"])]
+    graph = helper.make_graph(nodes, "explicit_qdq",
+                              [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 4])],
+                              [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 3])],
+                              initializer=initializers)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
+@pytest.mark.parametrize("layout", ["initializer", "transpose", "constant"])
+def test_quantize_linear_of_a_weight_is_folded_exactly_as_onnx_computes_it(layout):
+    import onnx
+
+    model = _explicit_qdq_model(layout)
+    folded = fold_qat_weights(model)
+    onnx.checker.check_model(folded, full_check=True)
+    ops = Counter(node.op_type for node in folded.graph.node)
+    assert ops == Counter({"DequantizeLinear": 1, "MatMul": 1})
+    assert {t.name for t in folded.graph.initializer} == {"w_q", "w_scale", "w_zero_point"}
+    samples = np.random.default_rng(3).normal(size=(32, 4)).astype(np.float32)
+    samples[0] = np.eye(4, dtype=np.float32)[0] + np.eye(4, dtype=np.float32)[1]
+    for optimization in ("disable", "all"):
+        expected = _run(model, samples, optimization)
+        assert np.abs(_run(folded, samples, optimization) - expected).max() <= (
+            1e-5 * np.abs(expected).max())
+
+
+def test_int8_weight_summary_reads_a_path_or_a_proto(tmp_path):
+    import onnx
+
+    model = fold_qat_weights(_explicit_qdq_model("initializer"))
+    onnx.save(model, str(tmp_path / "m.onnx"))
+    assert int8_weight_summary(tmp_path / "m.onnx") == int8_weight_summary(model)
+    assert int8_weight_summary(model)["int8_initializers"] == 2  # weight and zero point
+
+
+def test_batch_norm_fused_qat_kernels_fold_to_per_channel_int8_within_float_rounding():
+    """tf2onnx multiplies a Conv's BatchNormalization scale into the fake-quantized kernel, so
+    each output channel sits on its own grid; int8 * scale matches it to float32 rounding."""
+    from onnx import numpy_helper
+
+    from edgekit._compat import keras, tfmot
+
+    tf_keras = keras()
+    tf_keras.utils.set_random_seed(2)
+    inputs = tf_keras.Input((8, 8, 1), name="input")
+    x = tf_keras.layers.Conv2D(8, 3, name="conv")(inputs)
+    x = tf_keras.layers.BatchNormalization(name="batch_norm",
+                                           gamma_initializer="random_uniform")(x)
+    x = tf_keras.layers.ReLU(name="relu")(x)
+    x = tf_keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    outputs = tf_keras.layers.Dense(4, activation="softmax", name="probabilities")(x)
+    qat = tfmot().quantization.keras.quantize_model(tf_keras.Model(inputs, outputs))
+    qat(np.random.default_rng(0).uniform(size=(16, 8, 8, 1)).astype(np.float32), training=True)
+    proto = _to_onnx(qat, (8, 8, 1))
+    floats = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
+    folded = fold_qat_weights(proto)
+    assert qat_int8_summary(folded)["float_weight_initializers"] == 0
+    initializers = {t.name: numpy_helper.to_array(t) for t in folded.graph.initializer}
+    kernels = [node for node in folded.graph.node if node.op_type == "DequantizeLinear"
+               and node.output[0] in floats and floats[node.output[0]].ndim == 4]
+    assert len(kernels) == 1 and kernels[0].attribute[0].i == 0  # per output channel
+    levels, scale = (initializers[name] for name in kernels[0].input[:2])
+    restored = levels.astype(np.float32) * scale.reshape(-1, 1, 1, 1)
+    original = floats[kernels[0].output[0]]
+    assert np.abs(restored - original).max() <= 1e-6 * np.abs(original).max()
