@@ -10,7 +10,7 @@ Targets (cnn on Fashion-MNIST, one run):
 - throughput at concurrency 16 with dynamic batching >= 3x that at concurrency 1;
 - zero errors (and zero wrong answers) across the whole sweep.
 Also measured in the same run: the same model served without dynamic batching
-(``<model>-nobatch``, :func:`edgekit.bench.load.add_unbatched_variant`), and gRPC beside HTTP.
+(``<model>-nobatch``, :func:`edgekit.formats.triton.add_unbatched_variant`), and gRPC beside HTTP.
 
 The model folder is exported (ONNX fp32 and a Triton repository) into a temporary folder, never
 into the model folder; the repository is served by the bundled Triton on free loopback ports and
@@ -71,7 +71,7 @@ def free_ports(count: int = 3) -> list[int]:
 
 def run(dataset: str, model_folder: str | None, quick: bool) -> dict:
     from edgekit.bench import bench
-    from edgekit.bench.load import add_unbatched_variant
+    from edgekit.formats.triton import add_unbatched_variant
     from edgekit.export import export
     from edgekit.serve import serve
 
