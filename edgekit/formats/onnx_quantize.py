@@ -109,7 +109,7 @@ def quantize_static_int8(fp32_path: str | os.PathLike, int8_path: str | os.PathL
     """
     concrete = resolve_scheme(scheme)
     check_calibration_method(method)
-    # lazy: onnxruntime's quantization tools load onnx, numpy kernels and sympy probes on import
+    # lazy: onnxruntime.quantization takes about 0.25 s to import; only int8 export needs it
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
     fp32_path = Path(fp32_path)
@@ -151,7 +151,7 @@ def quantize_static_int8(fp32_path: str | os.PathLike, int8_path: str | os.PathL
 def fold_qat_weights(proto):
     """A copy of a QDQ model whose float weights are stored as int8 initializers.
 
-    Two layouts are folded, the graph's outputs are unchanged:
+    Two layouts are folded; the values the weights' consumers read are unchanged:
 
     - a weight initializer (or Constant, possibly behind Identity / Transpose) feeding a
       QuantizeLinear: the QuantizeLinear is computed here, exactly as ONNX does it, and its
@@ -159,14 +159,27 @@ def fold_qat_weights(proto):
     - a float weight of a Conv / MatMul / Gemm whose values already lie on a symmetric int8 grid
       (per tensor or per channel). tf2onnx writes tfmot's weights this way: it constant-folds the
       weight fake-quant, so the file holds the dequantized values. They become int8 values
-      behind a new DequantizeLinear (zero point 0, scale max|w| / 127).
+      behind a new DequantizeLinear (zero point 0, scale max|w| / 127). Exact, except for a
+      kernel with a BatchNormalization multiplied in by tf2onnx: within float32 rounding there.
 
-    Activations' QuantizeLinear / DequantizeLinear pairs are kept.
+    Activations' QuantizeLinear / DequantizeLinear pairs are kept. Float weights that are not on
+    a grid (layers left out of QAT) stay float.
+
+    Args:
+        proto: an ``onnx.ModelProto``, e.g. tf2onnx's conversion of a tfmot QAT model.
+
+    Returns:
+        A new ``ModelProto``; ``proto`` is not modified.
 
     Raises:
         ModelError: if the folded graph fails ``onnx.checker``.
+
+    Example:
+        >>> folded = fold_qat_weights(convert_to_onnx(qat_model))
+        >>> qat_int8_summary(folded)["float_weight_initializers"]
+        0
     """
-    # lazy: onnx is only needed by the ONNX formats, not by `import edgekit`
+    # lazy: onnx takes about 0.15 s to import and `import edgekit` must stay quick
     import onnx
 
     model = onnx.ModelProto()
@@ -188,10 +201,19 @@ def int8_weight_summary(path_or_proto) -> dict:
 
     Returns:
         ``{"int8_initializers", "uint8_initializers", "activation_zero_point_dtypes",
-        "weight_dtypes", "float_weight_initializers", "float_initializers", "bytes"}``; weight
-        dtypes are those of the initializers behind each DequantizeLinear.
+        "weight_dtypes", "float_weight_initializers", "float_initializers", "bytes"}``: weight
+        dtypes are those of the constants behind each DequantizeLinear (int8 weights, int32
+        biases); float weight initializers are those a Conv / MatMul / Gemm reads directly.
+
+    Raises:
+        ModelError: for a path that is not a readable ONNX file.
+
+    Example:
+        >>> int8_weight_summary("model_int8.onnx")["activation_zero_point_dtypes"]
+        ['uint8']
     """
-    proto = path_or_proto if hasattr(path_or_proto, "graph") else _load(Path(path_or_proto))
+    proto = (path_or_proto if hasattr(path_or_proto, "graph")
+             else _load(Path(path_or_proto), "an .onnx file"))
     graph = proto.graph
     constants = _constants(graph)
     by_type = [tensor.data_type for tensor in graph.initializer]
@@ -221,19 +243,18 @@ def qat_int8_summary(proto) -> dict:
 # --- quantize_static helpers ----------------------------------------------------------------
 
 
-def _load(path: Path):
-    # lazy: onnx is only needed by the ONNX formats, not by `import edgekit`
+def _load(path: Path, expected: str = "an fp32 .onnx file (edgekit export --to onnx)"):
+    # lazy: onnx takes about 0.15 s to import and `import edgekit` must stay quick
     import onnx
 
     if not path.is_file():
-        raise ModelError(f"ONNX file {str(path)!r} does not exist; expected an fp32 .onnx file "
-                         "(edgekit export --to onnx); check the path")
+        raise ModelError(f"ONNX file {str(path)!r} does not exist; expected {expected}; "
+                         "check the path")
     try:
         return onnx.load(str(path))
     except Exception as error:  # noqa: BLE001  (DecodeError, OSError, ValueError alike)
         raise ModelError(f"cannot read {str(path)!r} as an ONNX model: {_first_line(error)}; "
-                         "expected an fp32 .onnx file (edgekit export --to onnx); "
-                         "export it again") from error
+                         f"expected {expected}; export it again") from error
 
 
 def _graph_input(proto) -> tuple[str, list]:
@@ -247,11 +268,16 @@ def _graph_input(proto) -> tuple[str, list]:
 
 
 def _calibration_samples(calibration, input_name: str, input_shape: list) -> np.ndarray:
-    samples = np.asarray(calibration, dtype=np.float32)
-    fits = samples.ndim == len(input_shape) and all(
+    wanted = ["N", *["?" if size is None else size for size in input_shape[1:]]]
+    try:
+        samples = np.asarray(calibration, dtype=np.float32)
+    except (TypeError, ValueError) as error:
+        raise DataError(f"calibration samples of type {type(calibration).__name__} are not a "
+                        f"float array: {_first_line(error)}; expected float32 samples shaped "
+                        f"{wanted}; pass a numpy array") from error
+    fits = samples.ndim == len(input_shape) and samples.ndim > 0 and all(
         size is None or size == got for size, got in zip(input_shape[1:], samples.shape[1:]))
-    if not len(samples) or not fits:
-        wanted = ["N", *["?" if size is None else size for size in input_shape[1:]]]
+    if not fits or not samples.shape[0]:
         raise DataError(f"calibration samples of shape {list(samples.shape)} do not fit input "
                         f"{input_name!r}; expected a non-empty array shaped {wanted}; pass "
                         "model-ready samples, preprocessed as for training")
@@ -259,7 +285,7 @@ def _calibration_samples(calibration, input_name: str, input_shape: list) -> np.
 
 
 def _reader(input_name: str, samples: np.ndarray, input_shape: list):
-    # lazy: onnxruntime is only needed when quantizing
+    # lazy: onnxruntime.quantization takes about 0.25 s to import; only int8 export needs it
     from onnxruntime.quantization import CalibrationDataReader
 
     step = input_shape[0] if input_shape and input_shape[0] else _CALIBRATION_BATCH
@@ -278,7 +304,7 @@ def _reader(input_name: str, samples: np.ndarray, input_shape: list):
 def _preprocess(source: Path, target: Path, shown_name: str) -> Path:
     """``quant_pre_process`` without symbolic shape inference (it needs sympy, which edgekit
     does not depend on; it serves transformer-style dynamic shapes, not the zoo's CNNs)."""
-    # lazy: onnxruntime is only needed when quantizing
+    # lazy: onnxruntime.quantization takes about 0.25 s to import; only int8 export needs it
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     # quant_pre_process logs an ORT optimization failure and carries on without it; catch it.
@@ -322,16 +348,17 @@ def _check_nodes(source: Path, excluded: list[str], original: Path | None) -> No
     unknown = [name for name in excluded if name not in names]
     if not unknown:
         return
-    fused = original is not None and unknown[0] in {node.name for node in _load(original).graph.node}
-    where = "pre-processing fused it into another node" if fused else "it is not a node of the graph"
+    fused = original is not None and unknown[0] in [n.name for n in _load(original).graph.node]
+    where = ("pre-processing fused it into another node" if fused
+             else "it is not a node of the graph")
     candidates = [name for name in names if unknown[0] in name] or names
-    shown = ", ".join(repr(name) for name in candidates[:6]) + (", ..." if len(candidates) > 6 else "")
+    shown = ", ".join(repr(name) for name in candidates[:6]) + (", ..." * (len(candidates) > 6))
     raise OptionError(f"cannot keep node {unknown[0]!r} in float: {where}; expected a node of the "
                       f"graph being quantized, e.g. {shown}")
 
 
 def _ort_method(method: str):
-    # lazy: onnxruntime is only needed when quantizing
+    # lazy: onnxruntime.quantization takes about 0.25 s to import; only int8 export needs it
     from onnxruntime.quantization import CalibrationMethod
 
     return {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
@@ -356,7 +383,7 @@ def _quiet_ort():
 
 def _constants(graph) -> dict:
     """name -> numpy value of every initializer and Constant node output."""
-    # lazy: onnx is only needed by the ONNX formats
+    # lazy: onnx takes about 0.15 s to import and `import edgekit` must stay quick
     from onnx import numpy_helper
 
     values = {tensor.name: numpy_helper.to_array(tensor) for tensor in graph.initializer}
@@ -371,7 +398,7 @@ def _fold_quantize_nodes(graph) -> list:
 
     Returns the nodes and values it bypassed (Identity, Transpose, Constant, float weights).
     """
-    # lazy: onnx is only needed by the ONNX formats
+    # lazy: onnx takes about 0.15 s to import and `import edgekit` must stay quick
     from onnx import helper, numpy_helper
 
     constants = _constants(graph)
@@ -435,7 +462,7 @@ def _quantize_linear(value, scale, zero_point, axis: int) -> np.ndarray:
 
 def _fold_grid_weights(graph) -> None:
     """Store float weights that lie on a symmetric int8 grid as int8 behind a DequantizeLinear."""
-    # lazy: onnx is only needed by the ONNX formats
+    # lazy: onnx takes about 0.15 s to import and `import edgekit` must stay quick
     from onnx import helper, numpy_helper
 
     initializers = {tensor.name: tensor for tensor in graph.initializer}
