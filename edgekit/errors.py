@@ -26,9 +26,19 @@ def short_reason(error: BaseException) -> str:
 
 
 class EdgekitError(Exception):
-    """Base of every error edgekit raises on purpose."""
+    """Base of every error edgekit raises on purpose.
+
+    Args:
+        message: one line: what was received, what was expected, how to fix it.
+        details: the whole text a library printed on the way (a converter's log), when the one
+            line only summarises it; the CLI keeps it in a log file and names that file.
+    """
 
     exit_code = 2
+
+    def __init__(self, *args, details: str | None = None):
+        super().__init__(*args)
+        self.details = details or None
 
 
 class UnknownNameError(EdgekitError, KeyError):

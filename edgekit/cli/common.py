@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import errno
+import os
 import signal
 import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
 
 import click
 
+from edgekit._compat import os_error_from_tensorflow
 from edgekit.errors import EdgekitError, OptionError
+from edgekit.outputs import COMMITTED
 
 
 class EdgekitGroup(click.Group):
@@ -20,11 +27,9 @@ class EdgekitGroup(click.Group):
         try:
             return super().invoke(ctx)
         except EdgekitError as error:
-            click.echo(f"error: {error}", err=True)
+            _report(error, f"error: {error}{_details_note(error)}")
             sys.exit(error.exit_code)
         except KeyboardInterrupt:
-            from edgekit.outputs import COMMITTED
-
             if COMMITTED:  # the result was complete and in place before the interruption came
                 click.echo(f"interrupted after {COMMITTED[-1]} was written; it is complete",
                            err=True)
@@ -32,7 +37,7 @@ class EdgekitGroup(click.Group):
             click.echo("error: interrupted; nothing was written", err=True)
             sys.exit(130)
         except OSError as error:  # the disk, permissions, the OS: one line, never a traceback
-            click.echo(f"error: {os_error_message(error)}", err=True)
+            _report(error, f"error: {os_error_message(error)}")
             sys.exit(1)
         except ImportError as error:
             if not isinstance(error.__cause__ or error.__context__, KeyboardInterrupt):
@@ -40,12 +45,10 @@ class EdgekitGroup(click.Group):
             click.echo("error: interrupted while loading libraries; nothing was written", err=True)
             sys.exit(130)
         except Exception as error:
-            from edgekit._compat import os_error_from_tensorflow
-
             converted = os_error_from_tensorflow(error)
             if converted is None:
                 raise
-            click.echo(f"error: {os_error_message(converted)}", err=True)
+            _report(error, f"error: {os_error_message(converted)}")
             sys.exit(1)
         finally:
             signal.signal(signal.SIGTERM, previous)
@@ -73,6 +76,35 @@ def os_error_message(error: OSError) -> str:
         where = f"{error.filename} -> {error.filename2}"
     meaning = _OS_ERROR_MEANINGS.get(error.errno, error.strerror or type(error).__name__)
     return f"cannot use {where}: {meaning} ({errno.errorcode.get(error.errno, 'OSError')})"
+
+
+def verbose() -> bool:
+    """True under ``edgekit --verbose`` (which sets EDGEKIT_VERBOSE=1 for the whole run)."""
+    return os.environ.get("EDGEKIT_VERBOSE") == "1"
+
+
+def _report(error: BaseException, line: str) -> None:
+    """The one line; under --verbose first the chained traceback (every cause) and any details."""
+    if verbose():
+        traceback.print_exception(error)
+        details = getattr(error, "details", None)
+        if details:
+            click.echo(f"--- what the library printed ---\n{details.rstrip()}\n---", err=True)
+    click.echo(line, err=True)
+
+
+def _details_note(error: EdgekitError) -> str:
+    """Where the whole library output went, when the one line only summarises it."""
+    if not error.details or verbose():
+        return ""
+    try:
+        folder = Path(tempfile.gettempdir()) / "edgekit-logs"
+        folder.mkdir(exist_ok=True)
+        path = folder / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+        path.write_text(error.details)
+    except OSError:
+        return " (run with --verbose for the library's whole output)"
+    return f" (the library's whole output: {path})"
 
 
 def _raise_keyboard_interrupt(signum, frame):
