@@ -9,7 +9,10 @@ It can go once tfmot and tf2onnx support Keras 3.
 from __future__ import annotations
 
 import contextlib
+import errno
+import importlib
 import os
+import re
 import sys
 import tempfile
 import warnings
@@ -68,7 +71,6 @@ def quiet_native_logs(captured: list | None = None):
 
 def _import_silently(module_name: str):
     """Import a module with :func:`quiet_native_logs` (only the first import prints anything)."""
-    import importlib
 
     if module_name in sys.modules:
         return importlib.import_module(module_name)
@@ -114,8 +116,6 @@ _OS_MESSAGES = {"No space left on device": "ENOSPC", "Disk quota exceeded": "EDQ
 
 def os_error_from_tensorflow(error: BaseException) -> OSError | None:
     """The OSError behind a TensorFlow file-system error, or None for any other exception."""
-    import errno
-    import re
 
     if not (type(error).__module__ or "").startswith("tensorflow"):
         return None

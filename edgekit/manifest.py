@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import platform
+import shlex
 import sys
 from importlib import metadata
 from pathlib import Path
@@ -127,6 +128,5 @@ def _plain(value):
 
 def command_line() -> str:
     """The command that started this process, for manifests written from the CLI."""
-    import shlex
 
     return shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])

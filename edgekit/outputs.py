@@ -8,8 +8,12 @@ continue it.
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import json
 import os
 import shutil
+import signal
+import sys
 import uuid
 from pathlib import Path
 
@@ -37,7 +41,6 @@ def publish(staging: str | os.PathLike, final: str | os.PathLike) -> Path:
     Ctrl-C and SIGTERM are held back for the two renames, so the old result and the new one are
     never both half-gone; they are delivered right after.
     """
-    import signal
 
     staging, final = Path(staging), Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -124,7 +127,6 @@ def check_output_path(final: str | os.PathLike, inputs: tuple = ()) -> None:
 
 
 def _edgekit_stage(folder: Path) -> str | None:
-    import json
 
     try:
         manifest = json.loads((folder / "manifest.json").read_text())
@@ -147,8 +149,6 @@ class OutputLock:
         self._handle = None
 
     def __enter__(self) -> "OutputLock":
-        import fcntl
-        import sys
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with writing(self.path):
@@ -172,7 +172,6 @@ class OutputLock:
         return self
 
     def __exit__(self, *exc) -> None:
-        import fcntl
 
         if self._handle is None:
             return

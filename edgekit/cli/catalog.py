@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
+
+from edgekit.data import DATASETS, dataset_names
+from edgekit.data.sources import SPEC_FORM_USAGE
+from edgekit.models import MODELS, model_names, model_options
 
 
 @click.command("models")
@@ -14,9 +20,7 @@ def models_command():
       edgekit models
       edgekit train --model resnet8 -o base_filters=8
     """
-    import sys
 
-    from edgekit.models import MODELS, model_names, model_options
 
     for name in model_names():
         module = sys.modules[MODELS.get(name).__module__]
@@ -36,8 +40,6 @@ def datasets_command():
       edgekit datasets
       edgekit train --dataset npz:my_data.npz
     """
-    from edgekit.data import DATASETS, dataset_names
-    from edgekit.data.sources import SPEC_FORM_USAGE
 
     for name in dataset_names():
         summary = (DATASETS.get(name).__doc__ or "").strip().splitlines()[0]

@@ -7,7 +7,18 @@ import os
 import click
 
 from edgekit import __version__
+from edgekit.cli.bench import bench_command
+from edgekit.cli.catalog import datasets_command, models_command
 from edgekit.cli.common import EdgekitGroup
+from edgekit.cli.compress import compress_command
+from edgekit.cli.deploy import deploy_group
+from edgekit.cli.export import export_command
+from edgekit.cli.infer import infer_command
+from edgekit.cli.inspect import inspect_command
+from edgekit.cli.pipeline import pipeline_command
+from edgekit.cli.report import report_command
+from edgekit.cli.serve import serve_command
+from edgekit.cli.train import train_command
 
 
 @click.group(cls=EdgekitGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -27,17 +38,6 @@ def cli(verbose: bool) -> None:
 
 
 def _register_commands() -> None:
-    from edgekit.cli.bench import bench_command
-    from edgekit.cli.catalog import datasets_command, models_command
-    from edgekit.cli.compress import compress_command
-    from edgekit.cli.deploy import deploy_group
-    from edgekit.cli.export import export_command
-    from edgekit.cli.infer import infer_command
-    from edgekit.cli.inspect import inspect_command
-    from edgekit.cli.pipeline import pipeline_command
-    from edgekit.cli.report import report_command
-    from edgekit.cli.serve import serve_command
-    from edgekit.cli.train import train_command
 
     for command in (pipeline_command, train_command, compress_command, export_command, inspect_command,
                     bench_command, report_command, serve_command, deploy_group,

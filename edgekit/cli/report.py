@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from edgekit.bench.html import write_report
+
 
 @click.command("report")
 @click.argument("model", type=click.Path())
@@ -21,7 +23,6 @@ def report_command(model, bench_json, output, force):
     Example:
       edgekit bench models/cnn-digits && edgekit report models/cnn-digits
     """
-    from edgekit.bench.html import write_report
 
     path = write_report(model, output=output, bench_json=bench_json, force=force)
     click.echo(f"report: {path}")

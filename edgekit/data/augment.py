@@ -7,6 +7,7 @@ putting them in the model, so saved, converted and exported models never carry t
 
 from __future__ import annotations
 
+from edgekit._compat import keras
 from edgekit.data.base import Dataset
 from edgekit.errors import OptionError
 
@@ -37,7 +38,6 @@ def augmentation_layers(dataset: Dataset, seed: int | None = None):
             f"--augment works on image datasets; received {dataset.kind} data "
             f"{dataset.sample_shape} from {dataset.name!r}; drop --augment for this dataset"
         )
-    from edgekit._compat import keras
 
     tf_keras = keras()
     layers = [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -114,7 +115,6 @@ class Dataset:
 
     def with_contract(self, contract) -> "Dataset":
         """This dataset preprocessed under ``contract`` (its preprocessing replaces the fitted one)."""
-        import dataclasses
 
         return dataclasses.replace(self, preprocessing=contract.preprocessing, contract=contract)
 

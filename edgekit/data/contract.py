@@ -19,8 +19,10 @@ Example:
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -229,8 +231,6 @@ def record_of(manifest: dict | None) -> InputContract | None:
 
 def recorded_beside(model_file) -> tuple[InputContract | None, str]:
     """The contract of the edgekit model folder a model file sits in (its manifest names it)."""
-    import json
-    from pathlib import Path
 
     path = Path(model_file)
     manifest_path = path.parent / "manifest.json"

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgekit.errors import ModelError, OptionError
+from edgekit.manifest import sha256_file
 
 HOW = ("pass --custom-objects FILE.py (or package.module) defining the classes, or a "
        "CUSTOM_OBJECTS dict")
@@ -162,6 +163,5 @@ def _registered_name(value) -> str | None:
 
 
 def _sha256(path: Path) -> str:
-    from edgekit.manifest import sha256_file
 
     return sha256_file(path)

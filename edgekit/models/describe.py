@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from edgekit._compat import keras
-from edgekit.errors import ModelError
+from edgekit.errors import DataError, ModelError
+from edgekit.models.keras3 import is_keras3_model
 
 
 def check_single_input_output(model, source: str = "the model") -> None:
@@ -83,7 +84,6 @@ def describe_model(model) -> dict[str, Any]:
 
 
 def _is_keras3(model) -> bool:
-    from edgekit.models.keras3 import is_keras3_model
 
     return is_keras3_model(model)
 
@@ -123,7 +123,6 @@ def check_model_fits_dataset(model, dataset, source: str,
         source: how to name the model in the message (its path).
         fix: the last sentence of the message: what the user should do.
     """
-    from edgekit.errors import DataError
 
     expected = tuple(model.input_shape[1:])
     if expected != tuple(dataset.sample_shape):

@@ -10,16 +10,20 @@ clustering and QAT rebuild the graph as tf-keras first (:mod:`edgekit.models.ker
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import io
+import shutil
+import tempfile
 from pathlib import Path
 
+from edgekit._compat import _import_silently, tensorflow
 from edgekit.errors import ModelError, short_reason
+from edgekit.models.keras3_rebuild import is_keras3_model as check
 
 
 def keras3():
     """The Keras 3 module (``import keras``), imported after TensorFlow with Keras 2 selected."""
-    from edgekit._compat import _import_silently, tensorflow
 
     tensorflow()
     return _import_silently("keras")
@@ -27,7 +31,6 @@ def keras3():
 
 def is_keras3_model(model) -> bool:
     """True for a Keras 3 model object (not a tf-keras one), a user's subclass included."""
-    from edgekit.models.keras3_rebuild import is_keras3_model as check
 
     return check(model)
 
@@ -63,7 +66,6 @@ def load_keras3(path: Path, info, settings):
 
 def _saved_model(path: Path, keras):
     """A Keras 3 functional model around the SavedModel's serving signature."""
-    from edgekit._compat import tensorflow
 
     tf = tensorflow()
     try:
@@ -133,9 +135,6 @@ def functional_view(model, sample_shape, fine_tunes: bool, source: str):
             "so pruning, clustering and QAT cannot wrap them. Rebuild it as a functional model "
             "(keras.Input ... keras.Model(inputs, outputs)), or use post-training quantization "
             "(--int8, --int8-io, --dynamic, --fp16, --int16x8), which traces its call")
-    import atexit
-    import shutil
-    import tempfile
 
     keras = keras3()
     try:

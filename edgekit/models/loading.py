@@ -20,8 +20,11 @@ from pathlib import Path
 
 from edgekit._compat import keras
 from edgekit.errors import ModelError, short_reason
-from edgekit.models.custom_objects import CustomObjects, from_record, load_custom_objects, missing_message
+from edgekit.manifest import sha256_file
+from edgekit.models.custom_objects import (CustomObjects, from_record, load_custom_objects,
+                                           missing_message)
 from edgekit.models.describe import check_single_input_output
+from edgekit.models.fileinfo import read_model_info, unsafe_code_message
 
 KERAS_EXTENSIONS = (".keras",)
 HDF5_EXTENSIONS = (".h5", ".hdf5")
@@ -108,7 +111,6 @@ def load_model_file(path: str | os.PathLike, custom_objects=None,
         >>> model.output_shape
         (None, 10)
     """
-    from edgekit.models.fileinfo import read_model_info, unsafe_code_message
 
     model_path = Path(path).expanduser()
     if not model_path.exists():
@@ -171,7 +173,6 @@ def _manifest_beside(model_path: Path) -> dict | None:
 
 
 def _written_by_edgekit(model_path: Path, manifest: dict) -> bool:
-    from edgekit.manifest import sha256_file
 
     entry = (manifest.get("files") or {}).get(model_path.name)
     return (isinstance(entry, dict) and model_path.is_file()
@@ -184,7 +185,6 @@ def _is_tfmot(name: str) -> bool:
 
 def is_quantization_aware_file(path) -> bool:
     """True for a model file holding tfmot's QAT wrappers (it loads inside quantize_scope)."""
-    from edgekit.models.fileinfo import read_model_info
 
     try:
         classes = read_model_info(path).custom_classes

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 
+from edgekit._compat import tensorflow
 from edgekit.errors import OptionError
 
 
@@ -34,7 +35,6 @@ def resolve_distribution(requested: str, gpu_count: int, tf_config: str | None) 
 
 def make_strategy(kind: str):
     """The tf.distribute strategy for a resolved kind (see :func:`resolve_distribution`)."""
-    from edgekit._compat import tensorflow
 
     tf = tensorflow()
     if kind == "mirrored":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from edgekit._compat import keras
 from edgekit.registry import Registry
 
 OPTIMIZER_BUILDERS = Registry("optimizer")
@@ -14,7 +15,6 @@ def make_optimizer(name: str, learning_rate: float, momentum: float, weight_deca
     ``api`` is the Keras module the model belongs to: tf-keras (default) or Keras 3 (a user's
     Keras 3 model keeps training in Keras 3).
     """
-    from edgekit._compat import keras
 
     api = api or keras()
     rate = learning_rate

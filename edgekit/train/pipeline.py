@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from edgekit._compat import tensorflow
+
 
 def make_pipeline(x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool, seed: int = 0,
                   augmentation=None):
@@ -12,7 +14,6 @@ def make_pipeline(x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool, 
     Augmentation layers run inside the pipeline with ``training=True``, so they exist only at
     training time and never in the saved model.
     """
-    from edgekit._compat import tensorflow
 
     tf = tensorflow()
     data = tf.data.Dataset.from_tensor_slices((x, y))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 
 def _pyplot():
     import matplotlib
@@ -45,7 +47,6 @@ def plot_history(history: dict, path: str | Path, title: str, best_epoch: int | 
 def plot_confusion_matrix(matrix: list[list[int]], class_names: list[str], path: str | Path,
                           title: str) -> Path:
     """Counts of true (rows) against predicted (columns) classes."""
-    import numpy as np
 
     plt = _pyplot()
     matrix = np.asarray(matrix)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from edgekit._compat import keras
 from edgekit.errors import OptionError
 
 
@@ -35,7 +36,6 @@ class precision_policy:
         self.policy = policy
 
     def __enter__(self):
-        from edgekit._compat import keras
 
         mixed_precision = keras().mixed_precision
         self._previous = mixed_precision.global_policy().name
@@ -43,7 +43,6 @@ class precision_policy:
         return self
 
     def __exit__(self, *exc_info):
-        from edgekit._compat import keras
 
         keras().mixed_precision.set_global_policy(self._previous)
         return False

@@ -11,11 +11,25 @@ from pathlib import Path
 
 import numpy as np
 
-from edgekit import manifest as manifest_io
-from edgekit import outputs
+from edgekit import manifest as manifest_io, outputs
+from edgekit._compat import keras, tensorflow
 from edgekit.config import TrainConfig, is_model_file, shell_command
+from edgekit.data import augmentation_layers, load_dataset
+from edgekit.data.contract import leading_preprocessing_layers, resolve_contract
+from edgekit.data.sources import dataset_inputs
 from edgekit.errors import EdgekitError, OptionError
-from edgekit.train.distribute import is_chief
+from edgekit.models import build_model, describe_model, load_model_file
+from edgekit.models.describe import check_model_fits_dataset
+from edgekit.models.fileinfo import read_model_info
+from edgekit.models.keras3 import is_keras3_model, keras3
+from edgekit.models.loading import load_settings
+from edgekit.train.checkpoint import read_state, restore
+from edgekit.train.distribute import is_chief, make_strategy, resolve_distribution
+from edgekit.train.evaluate import classification_report
+from edgekit.train.optimizers import make_optimizer
+from edgekit.train.pipeline import make_pipeline
+from edgekit.train.plots import plot_confusion_matrix, plot_history
+from edgekit.train.precision import precision_policy, resolve_precision
 
 # Options that only say where things are or what gets logged: a resumed run may change them.
 _RESUMABLE_CHANGES = {"epochs", "data_dir", "tensorboard"}
@@ -96,7 +110,6 @@ def train(output_dir: str | os.PathLike | None = None, force: bool = False, resu
 
 def _start(config: TrainConfig, final: Path, staging: Path, force: bool, resume: bool,
            progress: bool, options: dict) -> TrainResult:
-    from edgekit.data.sources import dataset_inputs
 
     state = None
     if resume:
@@ -116,7 +129,6 @@ def _start(config: TrainConfig, final: Path, staging: Path, force: bool, resume:
 
 
 def _prepare_resume(final: Path, staging: Path, options: dict):
-    from edgekit.train.checkpoint import read_state
 
     state = read_state(staging)
     copy_from_final = False
@@ -156,8 +168,6 @@ def _prepare_resume(final: Path, staging: Path, options: dict):
 
 def _run(config: TrainConfig, final: Path, staging: Path, state: dict | None,
          progress: bool) -> TrainResult:
-    from edgekit._compat import keras, tensorflow
-    from edgekit.data import load_dataset
 
     tf = tensorflow()
     started = time.time()
@@ -166,8 +176,6 @@ def _run(config: TrainConfig, final: Path, staging: Path, state: dict | None,
                            validation_fraction=config.validation_fraction)
     augmentation = _augmentation(config, dataset)
     gpus = tf.config.list_physical_devices("GPU")
-    from edgekit.train.distribute import make_strategy, resolve_distribution
-    from edgekit.train.precision import precision_policy, resolve_precision
 
     policy = resolve_precision(config.precision, len(gpus))
     distribution = resolve_distribution(config.distribute, len(gpus), os.environ.get("TF_CONFIG"))
@@ -219,7 +227,6 @@ def _discard_failed(staging: Path, fresh: bool, copied: bool) -> None:
 def _finish(config, final, staging, state, dataset, model, from_logits, parent, settings, policy,
             distribution, strategy, gpus, history, stopper, epochs_done, started) -> TrainResult:
     """Evaluate, save the model, plots and manifest in the staging folder, then publish it."""
-    from edgekit._compat import tensorflow
 
     tf = tensorflow()
 
@@ -227,8 +234,6 @@ def _finish(config, final, staging, state, dataset, model, from_logits, parent, 
     probabilities = model.predict(x_test, batch_size=256, verbose=0)
     if from_logits:
         probabilities = tf.nn.softmax(probabilities).numpy()
-    from edgekit.train.evaluate import classification_report
-    from edgekit.train.plots import plot_confusion_matrix, plot_history
 
     report = classification_report(y_test, probabilities, dataset.class_names)
     title = f"{final.name}: {dataset.name}"
@@ -237,7 +242,6 @@ def _finish(config, final, staging, state, dataset, model, from_logits, parent, 
     plot_confusion_matrix(report["confusion_matrix"], dataset.class_names,
                           staging / "confusion_matrix.png",
                           f"{title} test accuracy {report['accuracy'] * 100:.2f}%")
-    from edgekit.models import describe_model
 
     manifest = {
         "kind": "model",
@@ -282,14 +286,12 @@ def _finish(config, final, staging, state, dataset, model, from_logits, parent, 
 def _augmentation(config: TrainConfig, dataset):
     if not config.augment:
         return None
-    from edgekit.data import augmentation_layers
 
     return augmentation_layers(dataset)
 
 
 def _under_contract(config: TrainConfig, dataset, model):
     """The dataset under the model's input contract: a zoo model takes what train chose."""
-    from edgekit.data.contract import leading_preprocessing_layers, resolve_contract
 
     own = is_model_file(config.model)
     contract = resolve_contract(dataset, stated=config.preprocess,
@@ -300,9 +302,6 @@ def _under_contract(config: TrainConfig, dataset, model):
 
 def _make_model(config: TrainConfig, dataset):
     """(model, outputs_are_logits, parent record, load settings) for a zoo name or a model file."""
-    from edgekit.models import build_model, load_model_file
-    from edgekit.models.describe import check_model_fits_dataset
-    from edgekit.models.loading import load_settings
 
     if not is_model_file(config.model):
         model = build_model(config.model, dataset.sample_shape, dataset.num_classes,
@@ -319,7 +318,6 @@ def _make_model(config: TrainConfig, dataset):
     parent = {"path": str(source)}
     if source.is_file():
         parent["sha256"] = manifest_io.sha256_file(source)
-    from edgekit.models.fileinfo import read_model_info
 
     info = read_model_info(source)  # which Keras wrote the file, read off the file itself
     parent.update(writer=info.writer, keras_version=info.keras_version)
@@ -327,9 +325,6 @@ def _make_model(config: TrainConfig, dataset):
 
 
 def _compile(model, config: TrainConfig, from_logits: bool, total_steps: int) -> None:
-    from edgekit._compat import keras
-    from edgekit.models.keras3 import is_keras3_model, keras3
-    from edgekit.train.optimizers import make_optimizer
 
     # A Keras 3 model keeps training in Keras 3: its own optimizers and losses.
     api = keras3() if is_keras3_model(model) else keras()
@@ -343,9 +338,8 @@ def _compile(model, config: TrainConfig, from_logits: bool, total_steps: int) ->
 
 
 def _fit(model, config, staging, state, augmentation, train_split, val_split, progress):
-    from edgekit._compat import keras
-    from edgekit.train.checkpoint import EpochCheckpoint, ResumableEarlyStopping, restore
-    from edgekit.train.pipeline import make_pipeline
+    # lazy: the callbacks subclass tf-keras classes, so importing them loads TensorFlow
+    from edgekit.train.callbacks import EpochCheckpoint, ResumableEarlyStopping
 
     history, best_weights, initial_epoch = {}, None, 0
     if state is not None:
@@ -369,14 +363,12 @@ def _fit(model, config, staging, state, augmentation, train_split, val_split, pr
 
 def _abandon(staging: Path, fresh: bool) -> None:
     """Keep a staging folder that holds a checkpoint; drop one that has nothing to resume."""
-    from edgekit.train.checkpoint import read_state
 
     if fresh and read_state(staging) is None:
         outputs.discard(staging)
 
 
 def _interrupted_message(config: TrainConfig, final: Path, staging: Path) -> str:
-    from edgekit.train.checkpoint import read_state
 
     state = read_state(staging)
     if state is None:
