@@ -155,13 +155,13 @@ class OutputLock:
             handle = open(self.path, "a+b", buffering=0)  # unbuffered: nothing left to flush later
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        except OSError as error:
             handle.seek(0)
             holder = handle.read().decode(errors="replace").strip() or "unknown process"
             handle.close()
             raise OutputBusyError(
                 f"output {self.final} is being written by another edgekit run ({holder}); wait "
-                "for it to finish, or choose another --output") from None
+                "for it to finish, or choose another --output") from error
         try:  # who holds it, for the next run's message; the flock itself is what locks
             handle.seek(0)
             handle.truncate()

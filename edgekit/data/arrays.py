@@ -49,7 +49,7 @@ def _read_archive(path: Path) -> dict[str, np.ndarray]:
         try:
             archive = np.load(handle, allow_pickle=False)
         except readable_errors as error:  # a text file ends up here as "pickled data"
-            raise DataError(not_valid.format(reason=error)) from None
+            raise DataError(not_valid.format(reason=error)) from error
         if not isinstance(archive, np.lib.npyio.NpzFile):
             raise DataError(
                 f"{path} holds a single array, not a .npz archive; expected arrays named "
@@ -67,10 +67,10 @@ def _read_member(archive, key: str, path: Path, not_valid: str) -> np.ndarray:
             raise DataError(
                 f"{path}: {key} holds Python objects (a pickled array); expected plain "
                 "numeric arrays and string class_names; save e.g. np.asarray(x, dtype=np.float32)"
-            ) from None
-        raise DataError(not_valid.format(reason=error)) from None
+            ) from error
+        raise DataError(not_valid.format(reason=error)) from error
     except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as error:  # a member cut short
-        raise DataError(not_valid.format(reason=error)) from None
+        raise DataError(not_valid.format(reason=error)) from error
 
 
 def _infer_kind(x: np.ndarray, declared: str | None, path: Path) -> str:

@@ -157,9 +157,9 @@ def _build(values: dict, shown: str, flag: str) -> Preprocessing:
         items = value if isinstance(value, (list, tuple)) else [value]
         try:
             numbers = [float(item) for item in items]
-        except (TypeError, ValueError):
+        except (TypeError, ValueError) as error:
             raise OptionError(f"{flag} {key} must be numbers; received {shown}. "
-                              f"Use {FLAG_EXAMPLE}") from None
+                              f"Use {FLAG_EXAMPLE}") from error
         if key == "scale" and len(numbers) != 1:
             raise OptionError(f"{flag} scale is one number; received {len(numbers)} in {shown}. "
                               "Per-channel values go in mean and std")

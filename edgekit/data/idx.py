@@ -31,7 +31,7 @@ def _read_bytes(path: Path) -> bytes:
         raise DataError(
             f"cannot read IDX file {path}: {error.strerror or error}; expected a readable file; "
             "check the path and permissions"
-        ) from None
+        ) from error
     if not data.startswith(_GZIP_SIGNATURE):
         return data
     try:
@@ -40,7 +40,7 @@ def _read_bytes(path: Path) -> bytes:
         raise DataError(
             f"IDX file {path} is a truncated or corrupt gzip file ({error}); "
             "expected a complete .gz download; download it again"
-        ) from None
+        ) from error
 
 
 def read_idx(path: str | Path) -> np.ndarray:
@@ -130,7 +130,7 @@ def read_keras_npz(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray
         raise DataError(
             f"cannot read Keras dataset file {path} ({error}); expected a complete .npz; "
             "download it again"
-        ) from None
+        ) from error
     for split, x, y in (("train", x_train, y_train), ("test", x_test, y_test)):
         if x.ndim != 3 or y.ndim != 1 or len(x) != len(y):
             raise DataError(

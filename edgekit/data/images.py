@@ -55,7 +55,7 @@ def _read_image(path: Path):
         raise DataError(
             f"cannot read image {path} ({error}); expected an image file Pillow can open; "
             "fix or delete the file"
-        ) from None
+        ) from error
 
 
 def _class_folders(folder: Path) -> list[Path]:

@@ -178,7 +178,7 @@ def _read_file(path: Path, shown: str, container: str) -> tuple[str | None, dict
             version = raw.get("version")
         config = json.loads(raw["config"]) if "config" in raw else None
     except _READ_ERRORS as error:
-        raise _unreadable(shown, error, expected) from None
+        raise _unreadable(shown, error, expected) from error
     if config is None:
         raise ModelError(f"model file {shown} holds weights only, no model config; expected "
                          f"{expected}; save the whole model with model.save(), not save_weights()")
@@ -206,7 +206,7 @@ def _read_saved_model(folder: Path, shown: str) -> tuple[str | None, dict | None
                 nodes.append((bytes(node.get(3, b"")).decode("utf-8"), json.loads(
                     bytes(node.get(5, b"{}")).decode("utf-8"), object_hook=_untuple)))
     except _READ_ERRORS as error:
-        raise _unreadable(shown, error, "a SavedModel folder written by TensorFlow") from None
+        raise _unreadable(shown, error, "a SavedModel folder written by TensorFlow") from error
     root = next((meta for node_path, meta in nodes if node_path == "root"), None)
     if not isinstance(root, dict):
         return None, None, []

@@ -100,7 +100,7 @@ def build_model(
     try:
         return builder(shape, int(num_classes), **checked)
     except OptionError as error:
-        raise OptionError(f"model {name!r}: {error}") from None
+        raise OptionError(f"model {name!r}: {error}") from error
 
 
 def _option_parameters(name: str) -> dict[str, inspect.Parameter]:
@@ -115,11 +115,11 @@ def _option_parameters(name: str) -> dict[str, inspect.Parameter]:
 def _check_input_shape(input_shape) -> tuple[int, ...]:
     try:
         dimensions = tuple(input_shape)
-    except TypeError:
+    except TypeError as error:
         raise ModelError(
             f"input_shape={input_shape!r} is not a shape; expected a tuple such as (28, 28, 1) "
             f"or (49, 10)"
-        ) from None
+        ) from error
     if not all(_is_integer(size) and size > 0 for size in dimensions):
         raise ModelError(
             f"input_shape={dimensions!r} must hold positive integers; expected e.g. (28, 28, 1), "

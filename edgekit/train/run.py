@@ -197,9 +197,9 @@ def _run(config: TrainConfig, final: Path, staging: Path, state: dict | None,
     try:
         history, stopper, epochs_done = _fit(model, config, staging, state, augmentation,
                                              (x_train, y_train), (x_val, y_val), progress)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as error:
         _abandon(staging, fresh)
-        raise TrainingInterrupted(_interrupted_message(config, final, staging)) from None
+        raise TrainingInterrupted(_interrupted_message(config, final, staging)) from error
     except Exception:
         _discard_failed(staging, fresh, copied)
         raise
@@ -207,8 +207,8 @@ def _run(config: TrainConfig, final: Path, staging: Path, state: dict | None,
         return _finish(config, final, staging, state, dataset, model, from_logits, parent, settings,
                        policy, distribution, strategy, gpus, history, stopper, epochs_done,
                        started)
-    except KeyboardInterrupt:
-        raise TrainingInterrupted(_interrupted_message(config, final, staging)) from None
+    except KeyboardInterrupt as error:
+        raise TrainingInterrupted(_interrupted_message(config, final, staging)) from error
     except Exception:
         _discard_failed(staging, fresh, copied)
         raise
