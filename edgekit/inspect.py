@@ -2,8 +2,9 @@
 
 Reads a .tflite (through LiteRT), an .onnx (through onnx and ONNX Runtime), a Triton model
 folder or its ``config.pbtxt``, or a mobile bundle folder / .zip. The lineage is followed
-through the manifests: the export manifest that lists the file (by sha256), then the model
-folder it came from, its parent, and so on up to the training run.
+through the manifests (:class:`edgekit.models.folder.ModelFolder`): the export manifest that
+lists the file (by sha256, or the Triton version's ``edgekit.json``), then the model folder it
+came from, its parent, and so on up to the training run.
 
 Example:
     >>> from edgekit.inspect import inspect_artifact, format_inspection
@@ -18,8 +19,14 @@ import zipfile
 from collections import Counter
 from pathlib import Path
 
-from edgekit import manifest as manifest_io
 from edgekit.errors import ModelError
+from edgekit.formats.onnx import check_onnx_file
+from edgekit.formats.triton import CONFIG_FILENAME, LINEAGE_FILENAME, existing_versions, model_config_pb2, \
+    read_model_config
+from edgekit.models.fileinfo import read_model_info, unsafe_code_message
+from edgekit.models.folder import ModelFolder
+from edgekit.runtimes.litert import LiteRTModel
+from edgekit.runtimes.onnxruntime import describe_onnx_model
 
 SUPPORTED = ("a .tflite or .onnx file, a Triton model folder or config.pbtxt, a mobile bundle, or "
              "a Keras model (.keras, .h5, SavedModel folder)")
@@ -56,19 +63,16 @@ def inspect_artifact(path: str | os.PathLike) -> dict:
 
 def lineage(path: str | os.PathLike) -> list[dict]:
     """The chain of manifests that made ``path``: export, then each parent model folder."""
-    path = Path(path)
+    start = _lineage_start(Path(path))
+    if start is None:
+        return []
+    first, entry = start
     chain = []
-    start = _lineage_start(path)
-    folder = start[0] if start else None
-    entry = start[1] if start else None
-    while folder is not None and len(chain) < _LINEAGE_DEPTH:
-        try:
-            manifest = manifest_io.read_manifest(folder)
-        except ModelError:
-            break
-        step = {"stage": manifest.get("stage"), "name": manifest.get("name"),
-                "folder": str(folder), "created": manifest.get("created"),
-                "status": manifest.get("status"), "command": manifest.get("command")}
+    for folder in first.chain(strict=False)[:_LINEAGE_DEPTH]:  # a broken parent ends the lineage
+        manifest = folder.manifest
+        step = {"stage": folder.stage, "name": manifest.get("name"), "folder": str(folder.path),
+                "created": manifest.get("created"), "status": manifest.get("status"),
+                "command": manifest.get("command")}
         if entry is not None:
             step["artifact"] = {key: entry.get(key) for key in
                                 ("name", "precision", "converter", "status", "command")}
@@ -77,48 +81,29 @@ def lineage(path: str | os.PathLike) -> list[dict]:
         elif manifest.get("evaluation", {}).get("test"):
             step["test_accuracy"] = manifest["evaluation"]["test"].get("accuracy")
         chain.append(step)
-        parent = (manifest.get("parent") or {}).get("path")
-        folder = Path(parent) if parent and Path(parent).is_dir() else None
     return chain
 
 
-def _lineage_start(path: Path):
-    """(manifest folder, artifact entry) for an artifact, found by sha256 or Triton lineage."""
-    import hashlib
-
+def _lineage_start(path: Path) -> tuple[ModelFolder, dict | None] | None:
+    """(folder whose manifest records the artifact, its entry), by Triton lineage or sha256."""
     if path.is_dir():
-        path = path / "config.pbtxt" if (path / "config.pbtxt").is_file() else path
-    record = path.parent / "edgekit.json"
-    if path.name == "config.pbtxt":
-        from edgekit.formats.triton import existing_versions
-
+        path = path / CONFIG_FILENAME if (path / CONFIG_FILENAME).is_file() else path
+    record = path.parent / LINEAGE_FILENAME
+    if path.name == CONFIG_FILENAME:
         versions = existing_versions(path.parent)
-        record = path.parent / str(versions[-1]) / "edgekit.json" if versions else record
+        record = path.parent / str(versions[-1]) / LINEAGE_FILENAME if versions else record
     if record.is_file():
         try:
             data = json.loads(record.read_text())
-            export_folder = Path(data["export"])
-            manifest = manifest_io.read_manifest(export_folder)
-            return export_folder, manifest.get("artifacts", {}).get(data.get("artifact"))
-        except (ValueError, KeyError, ModelError, OSError):
-            pass
-    if not path.is_file():
+            export_folder = ModelFolder.open(data["export"])
+            return export_folder, (export_folder.manifest.get("artifacts") or {}).get(data.get("artifact"))
+        except (ValueError, KeyError, TypeError, ModelError, OSError):
+            pass  # a lineage record from elsewhere: look for the file's manifest instead
+    found = ModelFolder.recording(path)
+    if found is None:
         return None
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    for folder in (path.parent, path.parent.parent, path.parent.parent.parent):
-        if not (folder / manifest_io.MANIFEST_NAME).is_file():
-            continue
-        try:
-            manifest = manifest_io.read_manifest(folder)
-        except ModelError:
-            continue
-        for entry in (manifest.get("artifacts") or {}).values():
-            if entry.get("sha256") == digest:
-                return folder, entry
-        files = manifest.get("files") or {}
-        if any(item.get("sha256") == digest for item in files.values()):
-            return folder, None
-    return None
+    folder, artifact = found  # a model folder's own file: its test accuracy, not an export's entry
+    return folder, artifact.entry if artifact is not None and folder.is_export else None
 
 
 def _short_fidelity(fidelity: dict | None):
@@ -129,9 +114,7 @@ def _short_fidelity(fidelity: dict | None):
 
 
 def _tflite(path: Path) -> dict:
-    from edgekit.runtimes.litert import LiteRTModel
-
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType  # lazy: LiteRT is a heavy import
 
     described = LiteRTModel.load(path).describe()  # a corrupt file fails here, cleanly
     # Without the default XNNPACK delegate the op list is the file's own, not "DELEGATE 1".
@@ -147,10 +130,7 @@ def _tflite(path: Path) -> dict:
 
 
 def _onnx(path: Path) -> dict:
-    import onnx
-
-    from edgekit.formats.onnx import check_onnx_file
-    from edgekit.runtimes.onnxruntime import describe_onnx_model
+    import onnx  # lazy: onnx is a heavy import
 
     check_onnx_file(path)
     described = describe_onnx_model(onnx.load(str(path)), path)
@@ -161,9 +141,7 @@ def _onnx(path: Path) -> dict:
 
 
 def _triton(folder: Path) -> dict:
-    from google.protobuf import json_format
-
-    from edgekit.formats.triton import existing_versions, read_model_config
+    from google.protobuf import json_format  # lazy: protobuf comes with tritonclient (the [triton] extra)
 
     config = read_model_config(folder / "config.pbtxt")
     as_dict = json_format.MessageToDict(config, preserving_proto_field_name=True)
@@ -201,8 +179,6 @@ def _triton(folder: Path) -> dict:
 
 def _keras(path: Path) -> dict:
     """A Keras model file, read without running it: which Keras wrote it, its layers, its risks."""
-    from edgekit.models.fileinfo import read_model_info, unsafe_code_message
-
     info = read_model_info(path)
     size = (sum(item.stat().st_size for item in path.rglob("*") if item.is_file())
             if path.is_dir() else path.stat().st_size)
@@ -223,8 +199,6 @@ def _keras(path: Path) -> dict:
 
 
 def pb_data_type(value: int) -> str:
-    from edgekit.formats.triton import model_config_pb2
-
     return model_config_pb2().DataType.Name(value)
 
 
@@ -240,7 +214,7 @@ def _mobile(path: Path) -> dict:
         except (zipfile.BadZipFile, StopIteration, ValueError, OSError) as error:
             raise ModelError(f"cannot read mobile bundle {str(path)!r}: "
                              f"{type(error).__name__}; expected a .zip written by edgekit "
-                             "export --to mobile") from None
+                             "export --to mobile") from error
         size = path.stat().st_size
     return {"format": "mobile bundle", "bytes": size, "precision": metadata["model"]["precision"],
             "inputs": [metadata["input"]], "outputs": [metadata["output"]],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from edgekit.serve.deploy import PRECISIONS
+from edgekit.serve.deploy import PRECISIONS, deploy_triton
 
 
 @click.group("deploy")
@@ -44,8 +44,6 @@ def deploy_triton_command(model, repository, precision, model_name, reload_url, 
       edgekit deploy triton models/cnn-digits --precision int8 --reload http://127.0.0.1:8000
       edgekit deploy triton models/cnn-digits/export --repository /srv/triton_repo --model-name cnn
     """
-    from edgekit.serve.deploy import deploy_triton
-
     result = deploy_triton(model, repository=repository, precision=precision, reload_url=reload_url,
                            model_name=model_name, timeout=timeout)
     artifact = result.artifact

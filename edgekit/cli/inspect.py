@@ -6,6 +6,8 @@ import json
 
 import click
 
+from edgekit.inspect import format_inspection, inspect_artifact
+
 
 @click.command("inspect")
 @click.argument("artifact", type=click.Path())
@@ -22,8 +24,6 @@ def inspect_command(artifact, as_json):
       edgekit inspect models/cnn-digits/export/model_int8.onnx
       edgekit inspect triton_repo/cnn-digits --json
     """
-    from edgekit.inspect import format_inspection, inspect_artifact
-
     described = inspect_artifact(artifact)
     if as_json:
         click.echo(json.dumps(described, indent=2, default=str))

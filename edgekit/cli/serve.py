@@ -6,7 +6,8 @@ import time
 
 import click
 
-from edgekit.serve.tritonserver import BACKENDS, MODEL_CONTROL_MODES, ServeConfig
+from edgekit.errors import ServeError
+from edgekit.serve.tritonserver import BACKENDS, MODEL_CONTROL_MODES, ServeConfig, TritonServer
 
 _DEFAULTS = ServeConfig()
 
@@ -46,9 +47,6 @@ def serve_command(repository, **options):
       edgekit serve --model-control explicit         # then: edgekit deploy triton MODEL --reload URL
       edgekit serve --backend native --tritonserver /opt/tritonserver/bin/tritonserver
     """
-    from edgekit.errors import ServeError
-    from edgekit.serve.tritonserver import TritonServer
-
     server = TritonServer(ServeConfig(repository=repository, **options))
     click.echo(f"starting Triton on {repository} ...", err=True)
     try:

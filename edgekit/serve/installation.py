@@ -16,16 +16,17 @@ import shutil
 import sys
 import sysconfig
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 
-from edgekit.errors import OptionError
-from edgekit.errors import ServeError
+from edgekit.errors import OptionError, ServeError
 
 
 class TritonBinaryError(ServeError, OptionError):
     """--tritonserver names no executable: bad input (exit code 2), not a failed start."""
 
     exit_code = 2
+
 
 _INSTALL_HINT = (
     'install the Triton extra (pip install "edgekit[triton]", Linux x86-64), or pass '
@@ -118,8 +119,6 @@ def locate_tritonserver(tritonserver: str | os.PathLike | None = None) -> Triton
             f"nvidia-pytriton has no Python backend stub for Python {python_version_tag()} "
             f"(it has {', '.join(found) or 'none'}); run edgekit with one of those Pythons"
         )
-    from importlib import metadata
-
     try:
         version = metadata.version("nvidia-pytriton")
     except metadata.PackageNotFoundError:

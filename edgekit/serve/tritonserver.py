@@ -3,7 +3,9 @@
 The server binds 127.0.0.1 unless told otherwise (Triton's own default is 0.0.0.0), writes its
 log to a file, and is ready when ``/v2/health/ready`` answers 200 (every model loaded). A busy
 port, a missing binary or a model that fails to load raise :class:`ServeError` with one line
-that carries the server's own reason.
+that carries the server's own reason (read from its log by :mod:`edgekit.serve.server_log`). The
+server runs in its own process group, dies with the process that started it, and is stopped
+with SIGTERM, then SIGKILL.
 
 Example:
     >>> with serve("triton_repo", http_port=8000) as server:
@@ -13,9 +15,9 @@ Example:
 from __future__ import annotations
 
 import atexit
+import ctypes
 import json
 import os
-import re
 import shutil
 import signal
 import socket
@@ -27,12 +29,17 @@ import urllib.request
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from edgekit.errors import OptionError
-from edgekit.errors import ServeError
+from edgekit.errors import OptionError, ServeError
 from edgekit.serve.installation import TritonInstallation, build_backend_directory, locate_tritonserver
+from edgekit.serve.server_log import default_log_path, failure_reason, is_transient_startup_crash
+from edgekit.serve.staging import model_folders, stage_repository
 
 BACKENDS = ("python", "native")
 MODEL_CONTROL_MODES = ("none", "poll", "explicit")
+# A served repository's staging copy and backend folder, in a temporary folder named so, holding
+# the serving process's id (so a later serve can remove the folders of a killed one).
+WORK_DIR_PREFIX = "edgekit-serve-"
+OWNER_FILE = "owner.pid"
 
 
 @dataclass
@@ -109,7 +116,7 @@ def check_ports_free(host: str, ports: dict[str, int]) -> None:
                 raise ServeError(
                     f"cannot serve: {name} port {port} on {host} is busy ({error.strerror}); stop what "
                     f"holds it or pass another --{name.split()[0].lower()}-port"
-                ) from None
+                ) from error
 
 
 class TritonServer:
@@ -128,7 +135,7 @@ class TritonServer:
         self.retried_after: str | None = None  # the first start's crash, when it was retried
         self.work_dir: Path | None = None
         self._own_work_dir = False
-        self.log_path = Path(config.log_file) if config.log_file else _default_log_path(config.repository)
+        self.log_path = Path(config.log_file) if config.log_file else default_log_path(config.repository)
 
     @property
     def endpoints(self) -> dict[str, str]:
@@ -143,8 +150,6 @@ class TritonServer:
 
     def start(self) -> "TritonServer":
         """Start the server and wait until it is ready; raises ServeError with its reason if not."""
-        from edgekit.serve.staging import model_folders, stage_repository
-
         config = self.config
         self.installation = locate_tritonserver(config.tritonserver)
         model_folders(config.repository)  # a clear error before anything starts
@@ -259,7 +264,7 @@ class TritonServer:
             with urllib.request.urlopen(request, timeout=5) as response:
                 return json.loads(response.read())
         except (OSError, ValueError) as error:
-            raise ServeError(f"cannot list the models at {self.endpoints['http']}: {error}") from None
+            raise ServeError(f"cannot list the models at {self.endpoints['http']}: {error}") from error
 
     def poll(self) -> int | None:
         """None while the server runs, else its exit code."""
@@ -323,79 +328,6 @@ def serve(repository: str | os.PathLike = "triton_repo", **options) -> TritonSer
     return TritonServer(ServeConfig(repository=os.fspath(repository), **options)).start()
 
 
-# Crashes of a starting server that a second start does not repeat. The Python backend guards
-# each stub's health flag with a boost interprocess mutex in shared memory; while two instances
-# initialise at once, locking it has been seen to throw, and the server aborts (SIGABRT, -6)
-# before it is ready (also reported upstream: triton-inference-server/server#5949, #8882).
-# Nothing of the repository is at fault, so one retry is sound; a second crash is reported.
-TRANSIENT_STARTUP_CRASHES = ("boost::interprocess::lock_exception",)
-_ABORT_CODES = (-signal.SIGABRT, 128 + signal.SIGABRT)
-
-
-def is_transient_startup_crash(returncode: int | None, log_text: str) -> bool:
-    """Whether a server that exited before it was ready is worth starting once more.
-
-    True only for an abort (exit -6, or 134 through a shell) whose log names one of
-    :data:`TRANSIENT_STARTUP_CRASHES`; a model that fails to load, a busy port or a missing
-    library exit otherwise and are reported at once.
-
-    Example:
-        >>> is_transient_startup_crash(-6, "terminate called after throwing an instance of "
-        ...                            "'boost::interprocess::lock_exception'")
-        True
-    """
-    return returncode in _ABORT_CODES and any(marker in log_text
-                                              for marker in TRANSIENT_STARTUP_CRASHES)
-
-
-_LOAD_FAILURE = re.compile(r"failed to load '([^']+)' version (\d+): (.*?)\"?$")
-
-
-def failure_reason(log_path: str | os.PathLike) -> str:
-    """The server's own reason for failing, as one line, read from its log."""
-    try:
-        lines = Path(log_path).read_text(errors="replace").splitlines()
-    except OSError:
-        return "no server log"
-    for line in lines:
-        match = _LOAD_FAILURE.search(line)
-        if match:
-            name, version, reason = match.groups()
-            reason = reason.split("\\n")[0].strip()
-            return f"model {name!r} version {version} failed to load: {reason}"
-    for line in lines:
-        if line.startswith("terminate called after throwing"):
-            return "the server aborted: " + _clean(line)
-    for line in lines:
-        if "address already in use" in line.lower() or "failed to bind" in line.lower() \
-                or "failed to start" in line.lower():
-            return _clean(line)
-    errors = [line for line in lines if line.startswith("E") or line.startswith("error:")]
-    if errors:
-        return _clean(errors[-1])
-    meaningful = [line for line in lines if line.strip() and not line.startswith(("+", "|"))]
-    return _clean(meaningful[-1]) if meaningful else "the server wrote no log"
-
-
-def _clean(line: str) -> str:
-    """A Triton log line without its ``E1123 18:30:09.650789 13727 file.cc:241]`` prefix."""
-    line = re.sub(r"^[EWI]\d{4} [\d:.]+ +\d+ [\w.]+:\d+\] ", "", line.strip())
-    return line.strip().strip('"').split("\\n")[0]
-
-
-def _default_log_path(repository: str | os.PathLike) -> Path:
-    repository = Path(repository).resolve()
-    return repository.with_name(f"{repository.name}-server.log")
-
-
-__all__ = ["BACKENDS", "MODEL_CONTROL_MODES", "ServeConfig", "TritonServer", "check_ports_free",
-           "failure_reason", "is_transient_startup_crash", "serve"]
-
-
-WORK_DIR_PREFIX = "edgekit-serve-"
-OWNER_FILE = "owner.pid"
-
-
 def _die_with_parent() -> None:
     """In the child, before exec: the kernel kills it when edgekit dies, by any signal.
 
@@ -403,8 +335,6 @@ def _die_with_parent() -> None:
     and the next ``serve`` on the same ports cannot start.
     """
     try:
-        import ctypes
-
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):  # not Linux: the atexit / signal handlers still stop it
@@ -424,3 +354,6 @@ def _remove_orphaned_work_dirs() -> None:
             shutil.rmtree(folder, ignore_errors=True)
         except PermissionError:
             pass
+
+
+__all__ = ["BACKENDS", "MODEL_CONTROL_MODES", "ServeConfig", "TritonServer", "check_ports_free", "serve"]

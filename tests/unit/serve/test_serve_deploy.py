@@ -9,7 +9,9 @@ import pytest
 
 from edgekit.errors import ModelError, OptionError, RunFailedError
 from edgekit.manifest import sha256_file
-from edgekit.serve.deploy import deploy_triton, find_onnx_artifact, served_staging
+from edgekit.models.folder import NotAModelFolderError
+from edgekit.serve.deploy import deploy_triton, find_onnx_artifact
+from edgekit.serve.reload import served_staging
 from edgekit.errors import RepositoryError, ServeError
 
 PREPROCESSING = {"scale": 0.5, "mean": 0.1, "std": 2.0}
@@ -115,8 +117,21 @@ def test_a_version_with_other_inputs_is_refused(model_folder, tmp_path, config_t
     (lambda root: root, "has no edgekit manifest.json"),
 ])
 def test_what_is_not_a_model_folder_is_refused(make, message, tmp_path):
-    with pytest.raises(OptionError, match=message):
+    with pytest.raises(OptionError, match=message) as raised:
         deploy_triton(make(tmp_path), repository=tmp_path / "repo")
+    assert isinstance(raised.value.__cause__, NotAModelFolderError)  # --verbose shows the cause
+
+
+def test_an_export_folder_deploys_under_its_models_name(model_folder, tmp_path):
+    result = deploy_triton(model_folder / "export", repository=tmp_path / "repo")
+    assert (result.model_name, result.export_dir) == ("linear", model_folder / "export")
+
+
+def test_a_folder_name_triton_cannot_take_is_made_a_safe_model_name(model_folder, tmp_path):
+    renamed = model_folder.with_name("my linear (v2)")
+    model_folder.rename(renamed)
+    assert deploy_triton(renamed, repository=tmp_path / "repo").model_name == "my_linear__v2_"
+    assert (tmp_path / "repo" / "my_linear__v2_" / "1" / "model.onnx").is_file()
 
 
 def test_an_unknown_precision_is_refused(model_folder, tmp_path):

@@ -10,7 +10,8 @@ import pytest
 from edgekit.errors import OptionError
 from edgekit.errors import ServeError
 from edgekit.serve.installation import build_backend_directory, locate_tritonserver
-from edgekit.serve.tritonserver import ServeConfig, check_ports_free, failure_reason, serve
+from edgekit.serve.server_log import failure_reason
+from edgekit.serve.tritonserver import ServeConfig, check_ports_free, serve
 
 
 def test_bundled_server_binary_libraries_and_stub_are_found(tmp_path):

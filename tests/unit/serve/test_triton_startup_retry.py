@@ -12,7 +12,8 @@ import textwrap
 import pytest
 
 from edgekit.errors import ServeError
-from edgekit.serve.tritonserver import failure_reason, is_transient_startup_crash, serve
+from edgekit.serve.server_log import failure_reason, is_transient_startup_crash
+from edgekit.serve.tritonserver import serve
 
 # The tail of the log of a server that aborted while two Python-backend instances of one model
 # initialised: the exception lines as libstdc++ and Triton's signal handler print them (as in
