@@ -80,7 +80,8 @@ class Option:
         """
         if self.choices:
             return "one of: " + ", ".join(str(choice) for choice in self.choices)
-        words = _TYPE_WORDS.get(self.type, self.type.__name__)
+        words = {"folder": "a folder", "file": "a file"}.get(self.path) or \
+            _TYPE_WORDS.get(self.type, self.type.__name__)
         prefix = "" if self.type is float else words + " "
         if self.minimum is not None and self.maximum is not None:
             opening = "(" if self.above else "["
@@ -143,6 +144,13 @@ class Option:
             return None
         return f"{self.default:g}" if isinstance(self.default, float) else str(self.default)
 
+    def sentence(self) -> str:
+        """The help as a sentence (capitalised, with its full stop), for help texts and tables."""
+        text = self.help.strip()
+        if not text:
+            return ""
+        return text[:1].upper() + text[1:] + ("" if text.endswith((".", "!", "?")) else ".")
+
     def click_help(self) -> str:
         """The help text of the CLI option: what it does, then its range and default."""
         notes = []
@@ -151,7 +159,7 @@ class Option:
         default = self.default_words()
         if default is not None:
             notes.append(f"default {default}")
-        return f"{self.help}{' [' + '; '.join(notes) + ']' if notes else ''}"
+        return f"{self.sentence()}{' [' + '; '.join(notes) + ']' if notes else ''}"
 
     def click_parameter(self):
         """A ``click.Option`` for this declaration (the type and range are checked by
@@ -220,11 +228,16 @@ def markdown_table(options: Iterable[Option], owner: str = "",
         if option.type is float and not option.choices and values != "a number":
             values = f"a number {values}"
         default = option.default_words()
-        default = "off" if option.type is bool else ("—" if default is None else f"`{default}`")
+        if option.type is bool:
+            default = "off"
+        elif default is None or option.default_text is not None:
+            default = default or "—"  # words, not a value to type
+        else:
+            default = f"`{default}`"
         who = (owners or {}).get(option.name, owner)
         flags = ", ".join(f"`{flag}`" for flag in (option.flag, *option.aliases))
         rows.append(f"| {flags}{' (' + who + ')' if who else ''} | {values} | {default} | "
-                    f"{option.help} |")
+                    f"{option.sentence()} |")
     return "\n".join(rows)
 
 

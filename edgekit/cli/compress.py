@@ -1,38 +1,48 @@
-"""``edgekit compress``."""
+"""``edgekit compress``: its technique flags come from the techniques' own declarations."""
 
 from __future__ import annotations
+
+from typing import Callable
 
 import click
 
 from edgekit.cli.common import given_options, model_loading_options
-from edgekit.compress.config import DEFAULT_LEARNING_RATES, PRUNE_STRUCTURES, CompressConfig
-from edgekit.config import PRECISIONS
-
-_DEFAULTS = CompressConfig()
-# Options passed to the library only when typed (the library's defaults are the only ones).
-_OPTIONS = [name for name in CompressConfig.field_names() if name != "model"]
+from edgekit.compress.config import CompressConfig
+from edgekit.compress.report import format_comparison, summary_lines
+from edgekit.compress.run import ConversionCheckError, compress
+from edgekit.options import Option
 
 
-@click.command("compress")
+class DeclaredOptionsCommand(click.Command):
+    """A click command whose declared options are read each time it parses or shows --help.
+
+    So a technique registered after this module was imported (a plug-in from EDGEKIT_PLUGINS,
+    a test) brings its flags; the command's own arguments and flags stay as written.
+
+    Args:
+        declared: returns the declarations (Options with ``cli=False`` are left out).
+    """
+
+    def __init__(self, *args, declared: Callable[[], list[Option]], **kwargs):
+        super().__init__(*args, **kwargs)
+        self._declared = declared
+        self._written = list(self.params)
+        self._built: tuple[list[Option], list[click.Parameter]] | None = None
+
+    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+        declared = [option for option in self._declared() if option.cli]
+        if self._built is None or self._built[0] != declared:
+            arguments = [param for param in self._written if isinstance(param, click.Argument)]
+            flags = [param for param in self._written if not isinstance(param, click.Argument)]
+            self._built = (declared, [*arguments,
+                                      *(option.click_parameter() for option in declared),
+                                      *flags])
+        self.params = self._built[1]
+        return super().get_params(ctx)
+
+
+@click.command("compress", cls=DeclaredOptionsCommand, declared=CompressConfig.options)
 @click.argument("model", metavar="MODEL")
-@click.option("--prune", type=float, metavar="SPARSITY", help="Magnitude pruning to this fraction of zero weights, in [0, 1), with fine-tuning. E.g. 0.8.")
-@click.option("--prune-structure", type=click.Choice(list(PRUNE_STRUCTURES)), help="Structured pruning: 2 of every 4 consecutive weights of Conv2D / Dense kernels (sparsity 0.5).")
-@click.option("--cluster", type=int, metavar="N", help="Weight clustering: N shared values per kernel (>= 2, k-means++ init), with fine-tuning.")
-@click.option("--qat", is_flag=True, default=None, help="Quantization-aware training for int8 (sparsity- / cluster-preserving after --prune / --cluster); converts to int8.")
-@click.option("--int8", is_flag=True, default=None, help="Full-integer post-training quantization, calibrated on training samples.")
-@click.option("--int8-io", is_flag=True, default=None, help="With --int8 or --qat: int8 input and output tensors instead of float32.")
-@click.option("--dynamic", is_flag=True, default=None, help="Dynamic-range quantization: int8 weights, float activations.")
-@click.option("--fp16", is_flag=True, default=None, help="float16 weights.")
-@click.option("--int16x8", is_flag=True, default=None, help="16-bit activations, 8-bit weights (calibrated).")
-@click.option("--finetune-epochs", type=int, help=f"Fine-tuning epochs of --prune / --cluster / --qat. [default {_DEFAULTS.finetune_epochs}]")
-@click.option("--learning-rate", "--lr", "learning_rate", type=float, help="Fine-tuning learning rate (Adam). [default " + ", ".join(f"{name} {rate:g}" for name, rate in DEFAULT_LEARNING_RATES.items()) + "]")
-@click.option("--calibration-samples", type=int, help=f"Training samples that calibrate --int8 / --int16x8. [default {_DEFAULTS.calibration_samples}]")
-@click.option("--precision", type=click.Choice(PRECISIONS), help="dtype policy of --prune fine-tuning (as in train; clustering and QAT run in float32). [default auto]")
-@click.option("--batch-size", type=int, help="Fine-tuning batch size. [default: the parent's]")
-@click.option("--dataset", "-d", help="Dataset of a model file (digits, fashion_mnist, npz:PATH, ...). [default: a model folder's own]")
-@click.option("--data-dir", type=click.Path(file_okay=False), help="Folder holding IDX .gz or .npz files for fashion_mnist / mnist.")
-@click.option("--seed", type=int, help="Seed of a model file's validation split and of fine-tuning. [default: the parent's, or 0]")
-@click.option("--validation-fraction", type=float, help="Validation share of a model file's training split. [default: the parent's, or 0.1]")
 @model_loading_options
 @click.option("--output", type=click.Path(), help="Model folder to write. [default models/<parent>-<recipe>]")
 @click.option("--force", is_flag=True, help="Replace an existing output folder.")
@@ -44,7 +54,8 @@ def compress_command(ctx: click.Context, model, output, force, **_):
     a .keras / .h5 / SavedModel path given with --dataset. The new folder holds model.keras,
     model.tflite and a manifest linking to the parent. The parent and the result are measured
     side by side on the test split (accuracy, weights, size raw and gzipped, zeros inside the
-    .tflite) and printed as a table; the parent folder is not changed.
+    .tflite) and printed as a table; the parent folder is not changed. A technique of your own
+    adds its flags here when its module is named in EDGEKIT_PLUGINS.
 
     \b
     Examples:
@@ -54,11 +65,8 @@ def compress_command(ctx: click.Context, model, output, force, **_):
       edgekit compress models/cnn-digits --prune-structure 2:4 --int8 --int8-io
       edgekit compress my_model.keras --dataset digits --fp16
     """
-    from edgekit.compress import compress
-
-    options = given_options(ctx, _OPTIONS)
-    from edgekit.compress.run import ConversionCheckError
-
+    # Options passed to the library only when typed (the library's defaults are the only ones).
+    options = given_options(ctx, [name for name in CompressConfig.field_names() if name != "model"])
     try:
         result = compress(model, output_dir=output, force=force, **options)
     except ConversionCheckError as error:
@@ -68,8 +76,6 @@ def compress_command(ctx: click.Context, model, output, force, **_):
 
 
 def print_compression_summary(result) -> None:
-    from edgekit.compress.report import format_comparison, summary_lines
-
     manifest = result.manifest
     click.echo("")
     click.echo(format_comparison(manifest))

@@ -5,33 +5,14 @@ from __future__ import annotations
 import click
 
 from edgekit.cli.common import given_options, model_loading_options, parse_key_values
-from edgekit.config import DISTRIBUTIONS, OPTIMIZERS, PRECISIONS, SCHEDULES, TrainConfig
-
-_DEFAULTS = TrainConfig()
-
-
-def _default(name: str) -> str:
-    return f"default {getattr(_DEFAULTS, name)}"
+from edgekit.config import TrainConfig
+from edgekit.options import click_options
+from edgekit.train import train
+from edgekit.train.evaluate import format_report
 
 
 @click.command("train")
-@click.option("--model", "-m", help=f"Zoo model name, or a .keras / .h5 / SavedModel path to keep training. [{_default('model')}; see `edgekit models`]")
-@click.option("--dataset", "-d", help=f"digits, fashion_mnist, mnist, npz:PATH or images:DIR. [{_default('dataset')}]")
-@click.option("--data-dir", type=click.Path(file_okay=False), help="Folder holding IDX .gz or .npz files for fashion_mnist / mnist.")
-@click.option("--epochs", type=int, help=f"Epochs to train (with --resume: the new total). [{_default('epochs')}]")
-@click.option("--batch-size", type=int, help=f"Global batch size. [{_default('batch_size')}]")
-@click.option("--optimizer", type=click.Choice(OPTIMIZERS), help=f"[{_default('optimizer')}]")
-@click.option("--learning-rate", "--lr", "learning_rate", type=float, help=f"[{_default('learning_rate')}]")
-@click.option("--momentum", type=float, help=f"SGD momentum (Nesterov). [{_default('momentum')}]")
-@click.option("--schedule", type=click.Choice(SCHEDULES), help=f"Learning-rate schedule. [{_default('schedule')}]")
-@click.option("--weight-decay", type=float, help=f"Decoupled weight decay. [{_default('weight_decay')}]")
-@click.option("--seed", type=int, help=f"Seed for splits, initialisation and shuffling. [{_default('seed')}]")
-@click.option("--validation-fraction", type=float, help=f"Share of the training split held out for validation. [{_default('validation_fraction')}]")
-@click.option("--augment", is_flag=True, default=None, help="Random shifts, zoom and (where the data allows) flips, at training time only.")
-@click.option("--early-stopping", type=int, help=f"Patience in epochs on validation loss; 0 turns it off. [{_default('early_stopping')}]")
-@click.option("--precision", type=click.Choice(PRECISIONS), help=f"auto = mixed_float16 on a GPU, float32 on CPU. [{_default('precision')}]")
-@click.option("--distribute", type=click.Choice(DISTRIBUTIONS), help=f"tf.distribute strategy; auto = mirrored over several GPUs, multi-worker from TF_CONFIG. [{_default('distribute')}]")
-@click.option("--tensorboard", is_flag=True, default=None, help="Write TensorBoard logs to <output>/tensorboard.")
+@click_options(TrainConfig.options())
 @click.option("--model-option", "-o", "model_options", multiple=True, metavar="KEY=VALUE", help="A zoo model option, e.g. -o alpha=0.5 -o input_size=48 (repeatable).")
 @model_loading_options
 @click.option("--output", type=click.Path(), help="Model folder to write. [default models/<model>-<dataset>]")
@@ -51,8 +32,6 @@ def train_command(ctx: click.Context, output, force, resume, **_):
       edgekit train --model mobilenet_v2 -o alpha=0.35 -o input_size=32
       edgekit train --output models/cnn-digits --resume --epochs 30
     """
-    from edgekit.train import train
-
     options = given_options(ctx, [name for name in TrainConfig.field_names() if name != "model_options"])
     if ctx.params["model_options"]:
         options["model_options"] = parse_key_values(ctx.params["model_options"], "--model-option")
@@ -61,8 +40,6 @@ def train_command(ctx: click.Context, output, force, resume, **_):
 
 
 def print_training_summary(result) -> None:
-    from edgekit.train.evaluate import format_report
-
     manifest = result.manifest
     training = manifest["training"]
     click.echo("")

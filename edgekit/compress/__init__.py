@@ -1,8 +1,10 @@
 """The compression stage: ``edgekit.compress(...)`` and ``edgekit compress``.
 
-Techniques are registered stages (``prune``, ``cluster``, ``qat``, ``ptq``; see
-:mod:`edgekit.compress.stages`), each configured by fields of the flat :class:`CompressConfig`.
-Importing this package loads neither TensorFlow nor tfmot.
+Techniques are registered classes (``prune``, ``cluster``, ``qat``, ``ptq``; see
+:mod:`edgekit.compress.stages`), each declaring its options, recipe part, checks and layer table
+in its own module; the flat :class:`CompressConfig` is built from those declarations. A user's
+own technique is one module named in ``EDGEKIT_PLUGINS`` (or an ``edgekit.plugins`` entry
+point). Importing this package loads neither TensorFlow nor tfmot.
 
 Example:
     >>> from edgekit.compress import compress
@@ -10,10 +12,13 @@ Example:
     >>> result.rows[-1]["size_ratio_to_parent_fp32_tflite"]
 """
 
-from edgekit.compress import cluster, prune, ptq, qat  # noqa: F401  (register the stages)
-from edgekit.compress.config import PRUNE_STRUCTURES, PTQ_MODES, CompressConfig
+from edgekit.compress import cluster, prune, ptq, qat  # noqa: F401  (register the techniques)
+from edgekit.compress.config import CompressConfig, option_table
+from edgekit.compress.prune import PRUNE_STRUCTURES
+from edgekit.compress.ptq import PTQ_MODES
 from edgekit.compress.run import CompressResult, compress, default_output_dir
-from edgekit.compress.stages import TECHNIQUES
+from edgekit.compress.stages import TECHNIQUES, StageContext, StageResult, Technique
 
 __all__ = ["PRUNE_STRUCTURES", "PTQ_MODES", "TECHNIQUES", "CompressConfig", "CompressResult",
-           "compress", "default_output_dir"]
+           "StageContext", "StageResult", "Technique", "compress", "default_output_dir",
+           "option_table"]

@@ -2,37 +2,60 @@
 
 After pruning, clustering preserves the zeros (tfmot's ``preserve_sparsity``), so the two
 combine. Clustering fine-tunes in float32 whatever ``--precision`` says: tfmot's k-means++
-initialization has float32 kernels only. A kernel with no more than N weights already has at most N distinct values and is left
-as it is (tfmot's k-means needs more points than clusters).
+initialization has float32 kernels only. A kernel with no more than N weights already has at
+most N distinct values and is left as it is (tfmot's k-means needs more points than clusters).
 """
 
 from __future__ import annotations
 
-from edgekit.compress.config import CompressConfig
+import numpy as np
+
+from edgekit._compat import keras
 from edgekit.compress.finetune import clone_with_policy, fine_tune, float_model
-from edgekit.compress.layers import check_layers, layers_to_compress
-from edgekit.compress.stages import TECHNIQUES, StageContext, StageResult
+from edgekit.compress.layers import (
+    WEIGHTLESS_LAYERS,
+    LayerTable,
+    layers_to_compress,
+    register_layer_table,
+)
+from edgekit.compress.stages import TECHNIQUES, StageContext, StageResult, Technique
 from edgekit.errors import ModelError
+from edgekit.options import Option
+
+CLUSTER = Option("cluster", int, None, "the number of weight clusters per layer (k-means++ init, "
+                 "with fine-tuning)", minimum=2, example="16", metavar="N")
+
+
+def _is_clusterable(layer) -> bool:
+    import tensorflow_model_optimization as tfmot  # lazy: tfmot loads TensorFlow
+
+    return isinstance(layer, tfmot.clustering.keras.ClusterableLayer)
+
+
+# Layer classes after tfmot 0.8.1's clustering_registry; tfmot leaves DepthwiseConv2D
+# unclustered (it says clustering costs too much accuracy there).
+register_layer_table(LayerTable(
+    "cluster", "--cluster",
+    ("Conv1D", "Conv2D", "Conv2DTranspose", "SeparableConv2D", "Dense", "Embedding", "LSTM", "GRU",
+     "SimpleRNN"),
+    ("DepthwiseConv2D", "BatchNormalization", "LayerNormalization", *WEIGHTLESS_LAYERS),
+    _is_clusterable))
 
 
 @TECHNIQUES.register("cluster")
-class Cluster:
+class Cluster(Technique):
     """Cluster the kernels of the table's clusterable layers, fine-tune, strip the wrappers."""
 
     name = "cluster"
     order = 20
+    options = (CLUSTER,)
+    learning_rate = 1e-4  # clustering adjusts a trained model: it moves gently
 
-    def wanted(self, config: CompressConfig) -> bool:
-        return config.cluster is not None
-
-    def check(self, model, config: CompressConfig) -> None:
-        check_layers(model, "cluster")
+    def layer_table(self, config) -> str:
+        return "cluster"
 
     def apply(self, model, context: StageContext) -> StageResult:
-        import numpy as np
-        import tensorflow_model_optimization as tfmot
-
-        from edgekit._compat import keras
+        import tensorflow_model_optimization as tfmot  # lazy: tfmot loads TensorFlow
 
         clusters = context.config.cluster
         candidates = layers_to_compress(model, "cluster")
@@ -61,7 +84,7 @@ class Cluster:
             return layer
 
         wrapped = keras().models.clone_model(working, clone_function=wrap)
-        finetune = fine_tune(wrapped, context, "cluster")
+        finetune = fine_tune(wrapped, context, self.name)
         stripped = tfmot.clustering.keras.strip_clustering(wrapped)
         result = float_model(stripped, model)
         distinct = {name: int(len(np.unique(result.get_layer(name).get_weights()[0])))

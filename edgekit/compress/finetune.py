@@ -11,8 +11,10 @@ import sys
 
 import numpy as np
 
+from edgekit._compat import keras
 from edgekit.compress.stages import StageContext
 from edgekit.errors import ModelError
+from edgekit.train.pipeline import make_pipeline
 
 
 def clone_with_policy(model, policy: str = "float32"):
@@ -20,8 +22,6 @@ def clone_with_policy(model, policy: str = "float32"):
 
     The input and the last layer (the classifier's output) stay float32, as in training.
     """
-    from edgekit._compat import keras
-
     tf_keras = keras()
     last = model.layers[-1].name
 
@@ -40,9 +40,6 @@ def clone_with_policy(model, policy: str = "float32"):
 def fine_tune(model, context: StageContext, technique: str, callbacks=()) -> dict:
     """Compile and fit ``model`` on the training split for ``technique``; returns the record
     (epochs, learning rate, precision, per-epoch history)."""
-    from edgekit._compat import keras
-    from edgekit.train.pipeline import make_pipeline
-
     tf_keras = keras()
     tf_keras.utils.set_random_seed(context.seed)
     learning_rate = context.config.learning_rate_for(technique)

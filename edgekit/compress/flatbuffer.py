@@ -71,13 +71,13 @@ def read_weight_tensors(content: bytes) -> list[WeightTensor]:
     Raises:
         ModelError: if ``content`` is not a TFLite flatbuffer.
     """
-    from ai_edge_litert import schema_py_generated as schema
+    from ai_edge_litert import schema_py_generated as schema  # lazy: LiteRT is heavy to load
 
     try:
         model = schema.ModelT.InitFromObj(schema.Model.GetRootAs(content, 0))
     except Exception as error:  # noqa: BLE001  (flatbuffers raises struct/index errors)
         raise ModelError(f"cannot parse the TFLite flatbuffer ({type(error).__name__}: {error}); "
-                         "expected a .tflite file written by the TFLite converter") from None
+                         "expected a .tflite file written by the TFLite converter") from error
     op_names = {value: key for key, value in vars(schema.BuiltinOperator).items()
                 if not key.startswith("_")}
     type_names = {value: key for key, value in vars(schema.TensorType).items()

@@ -1,74 +1,94 @@
-"""Which layers each technique handles: one table, read by every stage before any work starts.
+"""Which layers each technique handles: one table per technique, read before any work starts.
 
-Per technique a layer class is
+A technique declares a :class:`LayerTable` in its own module and registers it here. Per table
+a layer class is
 - ``COMPRESS``: the technique acts on it (prunes or clusters its kernel, fake-quantizes it);
 - ``KEEP``: it stays as it is (no weights the technique touches, or left in float during QAT and
   quantized by calibration at conversion);
 - absent: unsupported. Any such layer stops the run with one error naming it, before a
   fine-tuning epoch is spent; post-training quantization applies to any TFLite-convertible model.
 
-tfmot leaves DepthwiseConv2D unpruned and unclustered (it says clustering costs too much
-accuracy there). SeparableConv2D is refused for QAT: tfmot splits it into two layers, so its
-fine-tuned weights could not be written back to the Keras model. The entries follow tfmot 0.8.1's
-own registries (``prune_registry``, ``clustering_registry``,
-``default_8bit_quantize_registry``); ``tests/unit/compress`` checks the table against them.
+A user's custom layer (a class not in any table) gets a technique only through the table's
+``custom_interface`` (tfmot's ``PrunableLayer``, ``ClusterableLayer``, a ``quantize_config``);
+otherwise it is left alone and the manifest names it. :data:`LAYER_SUPPORT` is the view of all
+tables side by side (``LAYER_SUPPORT["Conv2D"]["qat"]``); ``tests/unit/compress`` checks it
+against tfmot's own registries.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Callable, Iterator, Mapping
+
 from edgekit.errors import ModelError
+from edgekit.registry import Registry
 
 COMPRESS = "compress"
 KEEP = "keep"
-TECHNIQUES = ("prune", "prune_m_by_n", "cluster", "qat")
-
-_C, _K, _X = COMPRESS, KEEP, None
-# Layer class            prune  prune_m_by_n  cluster  qat
-_TABLE = {
-    "InputLayer":             (_K, _K, _K, _K),
-    "Conv1D":                 (_C, _K, _C, _X),
-    "Conv2D":                 (_C, _C, _C, _C),
-    "Conv2DTranspose":        (_C, _K, _C, _C),
-    "DepthwiseConv2D":        (_K, _K, _K, _C),
-    "SeparableConv2D":        (_C, _K, _C, _X),
-    "Dense":                  (_C, _C, _C, _C),
-    "Embedding":              (_C, _K, _C, _X),
-    "LSTM":                   (_C, _K, _C, _X),
-    "GRU":                    (_C, _K, _C, _X),
-    "SimpleRNN":              (_C, _K, _C, _X),
-    "BatchNormalization":     (_K, _K, _K, _C),
-    "LayerNormalization":     (_K, _K, _K, _X),
-    "ReLU":                   (_K, _K, _K, _C),
-    "LeakyReLU":              (_K, _K, _K, _C),
-    "Activation":             (_K, _K, _K, _C),
-    "Softmax":                (_K, _K, _K, _C),
-    "Add":                    (_K, _K, _K, _C),
-    "Concatenate":            (_K, _K, _K, _C),
-    "Multiply":               (_K, _K, _K, _K),
-    "MaxPooling2D":           (_K, _K, _K, _C),
-    "AveragePooling2D":       (_K, _K, _K, _C),
-    "GlobalAveragePooling1D": (_K, _K, _K, _C),
-    "GlobalAveragePooling2D": (_K, _K, _K, _C),
-    "GlobalMaxPooling2D":     (_K, _K, _K, _C),
-    "ZeroPadding2D":          (_K, _K, _K, _C),
-    "UpSampling2D":           (_K, _K, _K, _C),
-    "Flatten":                (_K, _K, _K, _C),
-    "Reshape":                (_K, _K, _K, _C),
-    "Permute":                (_K, _K, _K, _C),
-    "Dropout":                (_K, _K, _K, _C),
-    "SpatialDropout2D":       (_K, _K, _K, _C),
-    "Resizing":               (_K, _K, _K, _K),
-    "Rescaling":              (_K, _K, _K, _K),
-}
-LAYER_SUPPORT: dict[str, dict[str, str | None]] = {
-    name: dict(zip(TECHNIQUES, roles)) for name, roles in _TABLE.items()
-}
-
-# How each technique is spelled on the command line, for messages.
-FLAGS = {"prune": "--prune", "prune_m_by_n": "--prune-structure", "cluster": "--cluster",
-         "qat": "--qat"}
+# Layers with no weights any technique prunes or clusters: activations, merging, pooling,
+# reshaping, dropout, preprocessing. A table lists the ones it keeps or acts on.
+WEIGHTLESS_LAYERS = (
+    "InputLayer", "ReLU", "LeakyReLU", "Activation", "Softmax", "Add", "Concatenate", "Multiply",
+    "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling1D", "GlobalAveragePooling2D",
+    "GlobalMaxPooling2D", "ZeroPadding2D", "UpSampling2D", "Flatten", "Reshape", "Permute",
+    "Dropout", "SpatialDropout2D", "Resizing", "Rescaling",
+)
 PTQ_STILL_APPLIES = ("post-training quantization (--int8, --int16x8, --dynamic, --fp16) still "
                      "applies to any TFLite-convertible model")
+
+
+@dataclass(frozen=True)
+class LayerTable:
+    """The layer classes one technique acts on and keeps; any other class is unsupported.
+
+    Attributes:
+        technique: the table's name (``prune``, ``prune_m_by_n``, ``cluster``, ``qat``).
+        flag: how the technique is spelled on the command line, for messages.
+        compress: the classes it acts on.
+        keep: the classes it leaves as they are.
+        custom_interface: ``custom_interface(layer)`` says whether a user's custom layer opts in
+            (implements tfmot's interface for the technique); None: custom layers are kept.
+    """
+
+    technique: str
+    flag: str
+    compress: tuple[str, ...]
+    keep: tuple[str, ...]
+    custom_interface: Callable[[object], bool] | None = None
+
+    def role(self, class_name: str) -> str | None:
+        if class_name in self.compress:
+            return COMPRESS
+        return KEEP if class_name in self.keep else None
+
+
+LAYER_TABLES: Registry[LayerTable] = Registry("layer table")
+
+
+def register_layer_table(table: LayerTable) -> LayerTable:
+    return LAYER_TABLES.register(table.technique)(table)
+
+
+class _LayerSupport(Mapping):
+    """Layer class -> {table: role}, across every registered table (a live view)."""
+
+    def _classes(self) -> list[str]:
+        tables = [LAYER_TABLES.get(name) for name in LAYER_TABLES.names()]
+        return list(dict.fromkeys(name for table in tables for name in (*table.compress, *table.keep)))
+
+    def __getitem__(self, class_name: str) -> dict[str, str | None]:
+        if class_name not in self._classes():
+            raise KeyError(class_name)
+        return {name: LAYER_TABLES.get(name).role(class_name) for name in LAYER_TABLES.names()}
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._classes())
+
+    def __len__(self) -> int:
+        return len(self._classes())
+
+
+LAYER_SUPPORT: Mapping[str, dict[str, str | None]] = _LayerSupport()
 
 
 def is_custom_layer(layer) -> bool:
@@ -77,37 +97,28 @@ def is_custom_layer(layer) -> bool:
     return not module.startswith(("tf_keras.", "keras.", "tensorflow.", "tensorflow_model_optimization."))
 
 
+def _is_users_own(layer) -> bool:
+    return (type(layer).__name__ not in LAYER_SUPPORT and is_custom_layer(layer)
+            and not hasattr(layer, "layers"))
+
+
 def custom_layer_role(layer, technique: str) -> str:
-    """A custom layer gets a technique only through tfmot's interface for it; else it is left alone.
-
-    ``PrunableLayer`` (prune), ``ClusterableLayer`` (cluster), and for QAT a ``quantize_config``
-    attribute holding a tfmot ``QuantizeConfig``.
-    """
-    import tensorflow_model_optimization as tfmot
-
-    if technique in ("prune", "prune_m_by_n"):
-        interface = tfmot.sparsity.keras.PrunableLayer
-        return COMPRESS if isinstance(layer, interface) else KEEP
-    if technique == "cluster":
-        interface = tfmot.clustering.keras.ClusterableLayer
-        return COMPRESS if isinstance(layer, interface) else KEEP
-    config = getattr(layer, "quantize_config", None)
-    return COMPRESS if isinstance(config, tfmot.quantization.keras.QuantizeConfig) else KEEP
+    """A custom layer gets a technique only through tfmot's interface for it; else it is left alone."""
+    interface = LAYER_TABLES.get(technique).custom_interface
+    return COMPRESS if interface is not None and interface(layer) else KEEP
 
 
 def role(layer, technique: str) -> str | None:
     """COMPRESS, KEEP or None (unsupported) for one layer instance."""
-    known = LAYER_SUPPORT.get(type(layer).__name__)
-    if known is None and is_custom_layer(layer) and not hasattr(layer, "layers"):
+    if _is_users_own(layer):
         return custom_layer_role(layer, technique)
-    return (known or {}).get(technique)
+    return LAYER_TABLES.get(technique).role(type(layer).__name__)
 
 
 def custom_layers_left_alone(model, technique: str) -> list[str]:
     """Names of the user's custom layers the technique leaves as they are (no tfmot interface)."""
     return [layer.name for layer in getattr(model, "layers", [])
-            if type(layer).__name__ not in LAYER_SUPPORT and is_custom_layer(layer)
-            and not hasattr(layer, "layers") and role(layer, technique) == KEEP]
+            if _is_users_own(layer) and role(layer, technique) == KEEP]
 
 
 def layers_to_compress(model, technique: str) -> list:
@@ -121,7 +132,8 @@ def check_layers(model, technique: str) -> None:
     Raises:
         ModelError: for a subclassed model, a nested model or a layer absent from the table.
     """
-    flag = FLAGS[technique]
+    table = LAYER_TABLES.get(technique)
+    flag = table.flag
     if not hasattr(model, "layers"):
         return  # not a Keras model at all: check_single_input_output says so
     if not getattr(model, "_is_graph_network", False) and type(model).__name__ != "Sequential":
@@ -137,10 +149,8 @@ def check_layers(model, technique: str) -> None:
     kind = type(first).__name__
     more = f" (and {len(unsupported) - 1} more layer(s))" if len(unsupported) > 1 else ""
     why = "a model nested inside the model" if hasattr(first, "layers") else f"a {kind} layer"
-    supported = sorted(name for name, roles in LAYER_SUPPORT.items()
-                       if roles[technique] == COMPRESS)
     raise ModelError(
         f"{flag} cannot handle layer {first.name!r} ({why}){more}: edgekit's {flag} supports "
-        f"{', '.join(supported)} and weightless layers; {PTQ_STILL_APPLIES}. Drop {flag}, or "
-        "replace that layer"
+        f"{', '.join(sorted(table.compress))} and weightless layers; {PTQ_STILL_APPLIES}. Drop "
+        f"{flag}, or replace that layer"
     )

@@ -7,7 +7,6 @@ carries no such record, so it needs ``dataset``.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import tempfile
 from dataclasses import dataclass
@@ -15,7 +14,17 @@ from pathlib import Path
 
 from edgekit import manifest as manifest_io
 from edgekit.compress.config import CompressConfig
+from edgekit.data.contract import (
+    leading_preprocessing_layers,
+    record_of,
+    recorded_beside,
+    resolve_contract,
+)
 from edgekit.errors import DataError, ModelError, OptionError
+from edgekit.formats.tflite import TFLITE_MODES
+from edgekit.models import check_single_input_output, load_model_file
+from edgekit.models.fileinfo import read_model_info
+from edgekit.models.keras3 import is_keras3_model
 
 DEFAULT_SEED = 0
 DEFAULT_VALIDATION_FRACTION = 0.1
@@ -62,8 +71,8 @@ class Parent:
             values["batch_size"] = config.batch_size or recorded.get("batch_size")
         elif config.dataset is None:
             raise OptionError(_needs_dataset_message(self.source, config))
-        resolved = dataclasses.replace(config, **{key: value for key, value in values.items()
-                                                  if value is not None})
+        resolved = config.replace(**{key: value for key, value in values.items()
+                                     if value is not None})
         if resolved.dataset is None:
             raise OptionError(_needs_dataset_message(self.source, config))
         if resolved.seed is None:
@@ -102,20 +111,14 @@ class Parent:
         """The parent's Keras model (a fresh load; stages clone it before changing weights)."""
         if self.model is not None:
             return self.model
-        from edgekit.models import load_model_file
-
         return load_model_file(self.model_path, settings=settings)
 
     def with_contract(self, dataset, model, stated=None):
         """``dataset`` under the parent's input contract (edgekit.data.contract), decided once."""
-        from edgekit.data.contract import leading_preprocessing_layers, record_of, resolve_contract
-
         recorded_in = (f"{Path(self.path) / manifest_io.MANIFEST_NAME}"
                        if self.manifest is not None and self.path else "")
         recorded = record_of(self.manifest)
         if recorded is None and self.model_path is not None:
-            from edgekit.data.contract import recorded_beside
-
             recorded, recorded_in = recorded_beside(self.model_path)
         contract = resolve_contract(dataset, stated=stated,
                                     model_layers=leading_preprocessing_layers(model),
@@ -125,8 +128,6 @@ class Parent:
 
     def check_fits(self, model, dataset) -> None:
         """DataError unless the dataset's samples and classes fit the model."""
-        from edgekit.models import check_single_input_output
-
         check_single_input_output(model, source=f"model {self.source}")
         expected = tuple(model.input_shape[1:])
         if expected != dataset.sample_shape:
@@ -168,13 +169,9 @@ class Parent:
             entry["file"] = str(self.model_path)
             entry["sha256"] = manifest_io.sha256_file(self.model_path)
         if self.model_path is not None and self.model_path.exists():
-            from edgekit.models.fileinfo import read_model_info
-
             info = read_model_info(self.model_path)  # which Keras wrote it, read off the file
             entry["writer"], entry["keras_version"] = info.writer, info.keras_version
         elif self.model is not None:
-            from edgekit.models.keras3 import is_keras3_model
-
             entry["writer"] = "keras3" if is_keras3_model(self.model) else "tf-keras"
         if self.manifest is not None:
             entry["manifest_name"] = self.manifest.get("name")
@@ -220,15 +217,11 @@ def resolve_parent(model, config: CompressConfig) -> Parent:
 
 
 def _needs_dataset_message(source: str, config: CompressConfig) -> str:
-    flags = [flag for flag, on in (
-        ("--prune", config.prune is not None), ("--prune-structure", config.prune_structure),
-        ("--cluster", config.cluster is not None), ("--qat", config.qat), ("--int8", config.int8),
-        ("--int16x8", config.int16x8), ("--dynamic", config.dynamic), ("--fp16", config.fp16),
-    ) if on]
+    flags = config.technique_flags()
     uses = []
     if config.fine_tunes:
         uses.append("fine-tunes on its training split")
-    if config.tflite_mode in ("int8", "int16x8"):
+    if TFLITE_MODES.get(config.tflite_mode).representative_data != "unused":
         uses.append("calibrates on its training split")
     uses.append("measures the parent and the result on its test split")
     return (

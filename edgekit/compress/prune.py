@@ -9,7 +9,7 @@ input channels are not a multiple of 4 is left dense, and the manifest says whic
 
 from __future__ import annotations
 
-from edgekit.compress.config import PRUNE_STRUCTURES, CompressConfig
+from edgekit._compat import keras
 from edgekit.compress.finetune import (
     clone_with_policy,
     fine_tune,
@@ -17,35 +17,96 @@ from edgekit.compress.finetune import (
     steps_per_epoch,
     zero_fraction,
 )
-from edgekit.compress.layers import check_layers, layers_to_compress
-from edgekit.compress.stages import TECHNIQUES, StageContext, StageResult
-from edgekit.errors import ModelError
+from edgekit.compress.layers import (
+    WEIGHTLESS_LAYERS,
+    LayerTable,
+    layers_to_compress,
+    register_layer_table,
+)
+from edgekit.compress.stages import TECHNIQUES, StageContext, StageResult, Technique
+from edgekit.errors import ModelError, OptionError
+from edgekit.options import Option
+from edgekit.train.precision import precision_policy
 
 # Share of the fine-tuning steps over which sparsity ramps up; the rest recovers at the target.
 RAMP_FRACTION = 2 / 3
+# Structured pruning patterns: "M:N" zeroes M of every N consecutive input-channel weights.
+PRUNE_STRUCTURES = {"2:4": (2, 4)}
+
+PRUNE = Option("prune", float, None, "the fraction of weights set to zero", minimum=0, maximum=1,
+               below=True, example="0.8 for 80% zeros", metavar="SPARSITY")
+PRUNE_STRUCTURE = Option("prune_structure", str, None, "structured pruning: 2 of every 4 "
+                         "consecutive weights of Conv2D / Dense kernels (sparsity 0.5)",
+                         choices=tuple(PRUNE_STRUCTURES))
+
+
+def _is_prunable(layer) -> bool:
+    import tensorflow_model_optimization as tfmot  # lazy: tfmot loads TensorFlow
+
+    return isinstance(layer, tfmot.sparsity.keras.PrunableLayer)
+
+
+# Layer classes after tfmot 0.8.1's prune_registry. tfmot leaves DepthwiseConv2D unpruned.
+_PRUNED = ("Conv1D", "Conv2D", "Conv2DTranspose", "SeparableConv2D", "Dense", "Embedding", "LSTM",
+           "GRU", "SimpleRNN")
+_UNPRUNED = ("DepthwiseConv2D", "BatchNormalization", "LayerNormalization", *WEIGHTLESS_LAYERS)
+register_layer_table(LayerTable("prune", "--prune", _PRUNED, _UNPRUNED, _is_prunable))
+# M:N sparsity needs input channels in blocks: tfmot does it for Conv2D and Dense kernels only.
+register_layer_table(LayerTable(
+    "prune_m_by_n", "--prune-structure", ("Conv2D", "Dense"),
+    (*(name for name in _PRUNED if name not in ("Conv2D", "Dense")), *_UNPRUNED), _is_prunable))
+
+
+def sparsity(config) -> float | None:
+    """The target share of zero weights: the structure's, else ``--prune``'s."""
+    if config.prune_structure is not None:
+        zeros, block = PRUNE_STRUCTURES[config.prune_structure]
+        return zeros / block
+    return config.prune
 
 
 @TECHNIQUES.register("prune")
-class Prune:
+class Prune(Technique):
     """Prune the weights of the table's prunable layers, fine-tune, strip the wrappers."""
 
     name = "prune"
     order = 10
+    options = (PRUNE, PRUNE_STRUCTURE)
+    # Pruning must regrow accuracy around new zeros: tfmot's pruning guide fine-tunes at Adam's
+    # 1e-3 (clustering and QAT only adjust a trained model, so they move more gently).
+    learning_rate = 1e-3
 
-    def wanted(self, config: CompressConfig) -> bool:
-        return config.prune_sparsity is not None
+    def recipe(self, config) -> list[str]:
+        if config.prune_structure is not None:
+            return ["prune" + config.prune_structure.replace(":", "of")]
+        return [f"prune{config.prune * 100:g}".replace(".", "p")]
 
-    def check(self, model, config: CompressConfig) -> None:
-        check_layers(model, _technique(config))
+    def validate(self, config) -> None:
+        target = sparsity(config)
+        if config.prune_structure is not None and config.prune is not None \
+                and abs(config.prune - target) > 1e-9:
+            raise OptionError(
+                f"--prune-structure {config.prune_structure} sets a sparsity of {target:g}; "
+                f"received --prune {config.prune:g} as well. Drop --prune, or pass --prune "
+                f"{target:g}"
+            )
+        if config.precision.startswith("mixed") and target is None:
+            raise OptionError(
+                f"--precision sets the dtype policy of pruning fine-tuning; received --precision "
+                f"{config.precision} without --prune (clustering and QAT fine-tune in float32: "
+                "tfmot's k-means and fake-quant ops are float32 only). Drop --precision, or add "
+                "--prune"
+            )
+
+    def layer_table(self, config) -> str:
+        return "prune_m_by_n" if config.prune_structure else "prune"
 
     def apply(self, model, context: StageContext) -> StageResult:
-        import tensorflow_model_optimization as tfmot
-
-        from edgekit.train.precision import precision_policy
+        import tensorflow_model_optimization as tfmot  # lazy: tfmot loads TensorFlow
 
         config = context.config
         structure = config.prune_structure
-        chosen, kept_dense = _layers_to_prune(model, config)
+        chosen, kept_dense = _layers_to_prune(model, config, self.layer_table(config))
         if not chosen:
             raise ModelError(
                 f"--prune found no layer to prune in model {model.name!r}"
@@ -70,17 +131,15 @@ class Prune:
                     return tfmot.sparsity.keras.prune_low_magnitude(layer, **wrapper_options)
                 return layer
 
-            from edgekit._compat import keras
-
             wrapped = keras().models.clone_model(working, clone_function=wrap)
-            finetune = fine_tune(wrapped, context, "prune",
+            finetune = fine_tune(wrapped, context, self.name,
                                  [tfmot.sparsity.keras.UpdatePruningStep()])
         stripped = tfmot.sparsity.keras.strip_pruning(wrapped)
         result = float_model(stripped, model)
         layer_names = sorted(names)
         return StageResult(model=result, record={
             "technique": "magnitude pruning (tfmot prune_low_magnitude)",
-            "target_sparsity": config.prune_sparsity,
+            "target_sparsity": sparsity(config),
             "structure": structure,
             "schedule": schedule_record,
             "pruned_layers": layer_names,
@@ -90,13 +149,9 @@ class Prune:
         })
 
 
-def _technique(config: CompressConfig) -> str:
-    return "prune_m_by_n" if config.prune_structure else "prune"
-
-
-def _layers_to_prune(model, config: CompressConfig):
+def _layers_to_prune(model, config, table: str):
     """(layers to wrap, [{"layer", "reason"} of compressible layers left dense])."""
-    candidates = layers_to_compress(model, _technique(config))
+    candidates = layers_to_compress(model, table)
     if not config.prune_structure:
         return candidates, []
     block = PRUNE_STRUCTURES[config.prune_structure][1]
@@ -113,7 +168,7 @@ def _layers_to_prune(model, config: CompressConfig):
 
 
 def _polynomial_schedule(target: float, total_steps: int):
-    import tensorflow_model_optimization as tfmot
+    import tensorflow_model_optimization as tfmot  # lazy: tfmot loads TensorFlow
 
     ramp = max(1, int(total_steps * RAMP_FRACTION))
     # Masks update every `frequency` steps; ending on an update step makes the last one reach

@@ -13,8 +13,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import warnings
+from pathlib import Path
 
-from edgekit.compress.config import CompressConfig
+import numpy as np
+
+from edgekit._compat import keras
 from edgekit.compress.finetune import (
     apply_zero_masks,
     clone_with_policy,
@@ -22,28 +26,76 @@ from edgekit.compress.finetune import (
     float_model,
     kernel_zero_masks,
 )
-from edgekit.compress.layers import COMPRESS, check_layers, role
-from edgekit.compress.stages import TECHNIQUES, StageContext, StageResult
-from edgekit.errors import ModelError
+from edgekit.compress.layers import (
+    COMPRESS,
+    WEIGHTLESS_LAYERS,
+    LayerTable,
+    register_layer_table,
+    role,
+)
+from edgekit.compress.stages import (
+    TECHNIQUES,
+    StageContext,
+    StageResult,
+    Technique,
+    wanted_stages,
+)
+from edgekit.errors import ModelError, OptionError
+from edgekit.options import Option
+
+QAT = Option("qat", bool, False, "quantization-aware training for int8 (sparsity- / "
+             "cluster-preserving after --prune / --cluster); converts to int8")
+
+
+def _has_quantize_config(layer) -> bool:
+    """A custom layer brings its own tfmot ``QuantizeConfig`` in a ``quantize_config`` attribute."""
+    import tensorflow_model_optimization as tfmot  # lazy: tfmot loads TensorFlow
+
+    return isinstance(getattr(layer, "quantize_config", None),
+                      tfmot.quantization.keras.QuantizeConfig)
+
+
+# Layer classes after tfmot 0.8.1's default_8bit_quantize_registry. Kept: layers left in float
+# during QAT and quantized by calibration at conversion. SeparableConv2D is refused: tfmot
+# splits it into two layers, so its fine-tuned weights could not be written back to the Keras
+# model; recurrent layers, Conv1D, Embedding and LayerNormalization have no QAT in tfmot.
+_KEPT_IN_FLOAT = ("InputLayer", "Multiply", "Resizing", "Rescaling")
+register_layer_table(LayerTable(
+    "qat", "--qat",
+    ("Conv2D", "Conv2DTranspose", "DepthwiseConv2D", "Dense", "BatchNormalization",
+     *(name for name in WEIGHTLESS_LAYERS if name not in _KEPT_IN_FLOAT)),
+    _KEPT_IN_FLOAT, _has_quantize_config))
 
 
 @TECHNIQUES.register("qat")
-class QuantizationAwareTraining:
+class QuantizationAwareTraining(Technique):
     """Annotate the table's quantizable layers, apply the right scheme, fine-tune."""
 
     name = "qat"
     order = 30
+    options = (QAT,)
+    learning_rate = 1e-4  # QAT adjusts a trained model: it moves gently
 
-    def wanted(self, config: CompressConfig) -> bool:
-        return config.qat
+    def conversion(self, config) -> str:
+        return "int8"  # the fake-quant ranges it learns are int8's
 
-    def check(self, model, config: CompressConfig) -> None:
-        check_layers(model, "qat")
+    def validate(self, config) -> None:
+        if not config.qat:
+            return
+        for technique in _other_techniques(self, config):
+            mode = technique.conversion(config)
+            if mode and mode != "int8":
+                flag = "--" + mode  # a post-training quantization flag is named after its mode
+                raise OptionError(
+                    f"--qat trains for int8 and converts to int8; received {flag} as well. "
+                    f"Drop {flag}, or drop --qat"
+                )
+
+    def layer_table(self, config) -> str:
+        return "qat"
 
     def apply(self, model, context: StageContext) -> StageResult:
-        import tensorflow_model_optimization as tfmot
-
-        from edgekit._compat import keras
+        import tensorflow_model_optimization as tfmot  # lazy: tfmot loads TensorFlow
 
         scheme, scheme_name = _scheme(context.applied)
         working = clone_with_policy(model, "float32")
@@ -85,9 +137,9 @@ class QuantizationAwareTraining:
             raise ModelError(
                 f"--qat could not quantize model {model.name!r}: {type(error).__name__}: "
                 f"{reason}; post-training quantization (--int8) still applies. Drop --qat"
-            ) from None
+            ) from error
         with _quiet_tfmot_warnings():
-            finetune = fine_tune(qat_model, context, "qat")
+            finetune = fine_tune(qat_model, context, self.name)
         result = float_model(qat_model, model)
         pruned = context.applied.get("prune", {}).get("pruned_layers", [])
         if pruned:
@@ -108,12 +160,22 @@ class QuantizationAwareTraining:
             record["max_distinct_kernel_values_per_output_channel"] = {
                 name: _max_distinct_per_output_channel(result.get_layer(name).get_weights()[0])
                 for name in clustered}
-        return StageResult(model=qat_model, keras_model=result, record=record)
+        cluster_preserving = "cluster" in context.applied
+
+        def save(folder: Path) -> dict:
+            name, save_format = save_qat_model(qat_model, folder, cluster_preserving)
+            return {"qat_file": name, "qat_format": save_format,
+                    "qat_note": "reload inside tfmot.quantization.keras.quantize_scope()"}
+
+        return StageResult(model=qat_model, keras_model=result, record=record, save=save)
+
+
+def _other_techniques(technique: Technique, config) -> list[Technique]:
+    """The other techniques ``config`` wants."""
+    return [other for other in wanted_stages(config) if other.name != technique.name]
 
 
 def _max_distinct_per_output_channel(kernel) -> int:
-    import numpy as np
-
     columns = kernel.reshape(-1, kernel.shape[-1])  # Keras kernels end with the output axis
     return int(max(len(np.unique(columns[:, index])) for index in range(columns.shape[1])))
 
@@ -131,12 +193,8 @@ def save_qat_model(model, folder, cluster_preserving: bool) -> tuple[str, str]:
     Returns:
         ``(name inside folder, format)``.
     """
-    from pathlib import Path
-
     save_format = "tf" if cluster_preserving else "h5"
     name = QAT_FILES[save_format]
-    import warnings
-
     with _quiet_tfmot_warnings(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tf-keras calls .h5 "legacy"; it is the one that reloads
         model.save(Path(folder) / name, save_format=save_format, include_optimizer=False)
@@ -149,6 +207,7 @@ OUTPUT_QUANTIZED_LAYERS = ("Rescaling", "Normalization")
 
 def _output_quantization():
     """tfmot's config that quantizes a layer's output only (known to ``quantize_scope()``)."""
+    # lazy: tfmot loads TensorFlow
     from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
         default_8bit_quantize_configs,
     )
@@ -159,6 +218,7 @@ def _output_quantization():
 def _no_quantization():
     """tfmot's own "leave this layer in float" config; ``quantize_scope()`` knows it, so a saved
     QAT model reloads. It is not exported publicly in tfmot 0.8.1, hence the long import."""
+    # lazy: tfmot loads TensorFlow
     from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
         default_8bit_quantize_configs,
     )
@@ -168,7 +228,7 @@ def _no_quantization():
 
 def _scheme(applied: dict):
     """The tfmot scheme that preserves what earlier stages made, and its name."""
-    import tensorflow_model_optimization as tfmot
+    import tensorflow_model_optimization as tfmot  # lazy: tfmot loads TensorFlow
 
     combine = tfmot.experimental.combine
     if "cluster" in applied:

@@ -3,24 +3,41 @@
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from edgekit import manifest as manifest_io
 from edgekit import outputs
+from edgekit._compat import keras, tensorflow
+from edgekit.compress import measure
 from edgekit.compress.config import CompressConfig
+from edgekit.compress.layers import custom_layers_left_alone
 from edgekit.compress.parent import Parent, resolve_parent
+from edgekit.compress.stages import StageContext, wanted_stages
 from edgekit.config import shell_command
-from edgekit.errors import RunFailedError
+from edgekit.data import load_dataset
+from edgekit.data.calibration import calibration_samples
 from edgekit.data.sources import dataset_inputs
+from edgekit.errors import ModelError, RunFailedError
+from edgekit.formats.tflite import TFLITE_MODES, convert_to_tflite
+from edgekit.models import describe_model, load_model_file
+from edgekit.models.keras3 import functional_view, is_keras3_model
+from edgekit.models.keras3_rebuild import (
+    UNSUPPORTED_HINT,
+    max_abs_difference,
+    rebuild_as_tf_keras,
+)
+from edgekit.models.loading import load_settings, plain_loading_options
+from edgekit.runtimes.litert import LiteRTModel
+from edgekit.train.evaluate import classification_report
+from edgekit.train.precision import resolve_precision
 
 KERAS_FILE = "model.keras"
 SAVED_MODEL_FOLDER = "saved_model"
 # Set by edgekit.models.keras3 on the model it wraps around a Keras-less SavedModel.
 SAVED_MODEL_ATTRIBUTE = "_edgekit_saved_model"
-# The layer-table column each fine-tuning stage reads (edgekit.compress.layers).
-_LAYER_TECHNIQUE = {"prune": "prune", "cluster": "cluster", "qat": "qat"}
 # How far a Keras 3 model rebuilt as tf-keras may differ from the original (issue 8).
 CONVERSION_TOLERANCE = 1e-5
 # Top-1 agreement a compressed .tflite must keep with the Keras model it was converted from.
@@ -110,8 +127,6 @@ def compress(model, output_dir: str | os.PathLike | None = None, force: bool = F
         options["dataset"] = dataset
     in_memory = not isinstance(model, (str, os.PathLike))
     options["model"] = f"<in-memory model {getattr(model, 'name', '?')}>" if in_memory else str(model)
-    from edgekit.models.loading import plain_loading_options
-
     custom_objects = plain_loading_options(options)
     given = {key: value for key, value in options.items() if key != "model"}
     config = CompressConfig.from_options(options)
@@ -130,29 +145,17 @@ def compress(model, output_dir: str | os.PathLike | None = None, force: bool = F
 def _compress(config, parent, final: Path, loaded_dataset, custom_objects, given: dict,
               in_memory: bool, progress: bool) -> CompressResult:
     staging = outputs.staging_path(final)
-
-    from edgekit.data import load_dataset
-
     if loaded_dataset is None:
         loaded_dataset = load_dataset(config.dataset, data_dir=config.data_dir, seed=config.seed,
                                       validation_fraction=config.validation_fraction)
     parent.check_dataset(loaded_dataset)
-    from edgekit.models.loading import load_settings
-
     objects = custom_objects if custom_objects is not None else config.custom_objects
     settings = load_settings(objects, config.unsafe_deserialization,
                              parent.manifest if objects is None else None,
                              source=f"model {parent.source}")
     parent_model = parent.load_model(settings)
-    from edgekit.models.keras3 import functional_view
-
     parent_model = functional_view(parent_model, loaded_dataset.sample_shape, config.fine_tunes,
                                    f"model {parent.source}")
-
-    from edgekit.compress.stages import wanted_stages
-
-    from edgekit.models.keras3 import is_keras3_model
-
     stages = wanted_stages(config)
     if not is_keras3_model(parent_model):
         for stage in stages:  # a layer a technique cannot handle stops the run before any work
@@ -209,14 +212,8 @@ def _working_model(parent_model, config: CompressConfig, dataset, parent: Parent
     need tf-keras (tfmot): the Keras 3 graph is rebuilt as tf-keras and proven equal on the test
     split (max |diff| <= 1e-5) before any technique runs.
     """
-    from edgekit.models.keras3 import is_keras3_model
-
     if not is_keras3_model(parent_model) or not config.fine_tunes:
         return parent_model, None
-    from edgekit.errors import ModelError
-    from edgekit.models.keras3_rebuild import (UNSUPPORTED_HINT, max_abs_difference,
-                                               rebuild_as_tf_keras)
-
     rebuilt = rebuild_as_tf_keras(parent_model, source=f"model {parent.source}", flatten=True)
     x_test, _ = dataset.preprocessed("test")
     difference = max_abs_difference(parent_model, rebuilt, x_test)
@@ -225,7 +222,7 @@ def _working_model(parent_model, config: CompressConfig, dataset, parent: Parent
             f"model {parent.source} rebuilt as tf-keras for pruning / clustering / QAT differs "
             f"from the Keras 3 original by up to {difference:.3g} on the test split (allowed "
             f"{CONVERSION_TOLERANCE:g}); {UNSUPPORTED_HINT}")
-    import keras as keras3
+    import keras as keras3  # lazy: Keras 3 loads TensorFlow
 
     return rebuilt, {"from": "keras3", "keras_version": keras3.__version__,
                      "to": "tf-keras", "max_abs_diff": float(difference),
@@ -235,17 +232,6 @@ def _working_model(parent_model, config: CompressConfig, dataset, parent: Parent
 
 def _run(config: CompressConfig, parent: Parent, parent_model, dataset, stages, staging: Path,
          final: Path, progress: bool, settings, working_model=None) -> dict:
-    from edgekit._compat import keras, tensorflow
-    from edgekit.compress import measure
-    from edgekit.compress.stages import StageContext
-    from edgekit.data.calibration import calibration_samples
-    from edgekit.formats.tflite import TFLITE_MODES, convert_to_tflite
-    from edgekit.models import describe_model
-    from edgekit.runtimes.litert import LiteRTModel
-    from edgekit.train.evaluate import classification_report
-    from edgekit.train.precision import resolve_precision
-    from edgekit.compress.layers import custom_layers_left_alone
-
     started = time.time()
     tf_keras = keras()
     tf_keras.utils.set_random_seed(config.seed)
@@ -278,15 +264,16 @@ def _run(config: CompressConfig, parent: Parent, parent_model, dataset, stages, 
 
     records, seconds = {}, {}
     working_model = parent_model if working_model is None else working_model
-    current, keras_model, tflite = working_model, working_model, None
+    current, keras_model, tflite, savers = working_model, working_model, None, []
     for stage in stages:
         if progress:
             print(f"compress: {stage.name} ({config.recipe()})", flush=True)
         stage_started = time.time()
         outcome = stage.apply(current, context)
         seconds[stage.name] = round(time.time() - stage_started, 2)
-        left_alone = custom_layers_left_alone(current, _LAYER_TECHNIQUE.get(stage.name, ""))
-        if left_alone and stage.name in _LAYER_TECHNIQUE:
+        table = stage.layer_table(config)
+        left_alone = custom_layers_left_alone(current, table) if table is not None else []
+        if left_alone:
             outcome.record["custom_layers_left_alone"] = left_alone
             if progress:
                 print(f"compress: {stage.name} left custom layer(s) {', '.join(left_alone)} as they "
@@ -300,13 +287,13 @@ def _run(config: CompressConfig, parent: Parent, parent_model, dataset, stages, 
             keras_model = outcome.model
         if outcome.tflite is not None:
             tflite = outcome.tflite
+        if outcome.save is not None:
+            savers.append(outcome.save)
 
     saved_model = getattr(keras_model, SAVED_MODEL_ATTRIBUTE, None)
     if saved_model:
         # A SavedModel with no Keras model inside stays one: copied as it is, never re-saved
         # around a layer that would have to load it again.
-        import shutil
-
         shutil.copytree(saved_model, staging / SAVED_MODEL_FOLDER)
         model_name, model_format = SAVED_MODEL_FOLDER, "saved_model"
     else:
@@ -314,15 +301,9 @@ def _run(config: CompressConfig, parent: Parent, parent_model, dataset, stages, 
         model_name, model_format = KERAS_FILE, "keras"
     (staging / TFLITE_FILE).write_bytes(tflite)
     model_files = {"file": model_name, "format": model_format, "tflite": TFLITE_FILE}
-    if "qat" in records:
-        from edgekit.compress.qat import save_qat_model
-
-        name, save_format = save_qat_model(current, staging, "cluster" in records)
-        model_files.update(qat_file=name, qat_format=save_format,
-                           qat_note="reload inside tfmot.quantization.keras.quantize_scope()")
+    for save in savers:  # a stage's own files (QAT: its quantization-aware model)
+        model_files.update(save(staging))
     # Measure what the folder holds: the files reloaded from disk, not the objects in memory.
-    from edgekit.models import load_model_file
-
     reloaded = load_model_file(staging / model_name, settings=settings)
     runtime = LiteRTModel.load(staging / TFLITE_FILE)
     keras_probabilities = measure.keras_probabilities(reloaded, x_test, from_logits)
