@@ -3,14 +3,32 @@
 Measured per artifact against the Keras model's outputs on the same model-ready samples:
 top-1 agreement (share of samples whose arg-max class is the same), and the max and mean
 absolute difference of the outputs (an int8 artifact's outputs dequantized first). Each
-precision is held to its thresholds (:data:`edgekit.export.config.THRESHOLD_CLASS`).
+precision is held to its thresholds (:data:`edgekit.export.config.THRESHOLD_CLASS`). The
+artifact's outputs come from the registered runtime that runs its file (:func:`outputs_of`).
 """
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from edgekit.export.config import THRESHOLD_CLASS, ExportConfig
+from edgekit.runtimes import runtime_for
+
+
+def outputs_of(path: str | os.PathLike, x: np.ndarray, **options) -> np.ndarray:
+    """The outputs of the artifact at ``path`` on model-ready samples ``x``, as float32.
+
+    The runtime is the registered one that runs the file (:func:`edgekit.runtimes.runtime_for`:
+    LiteRT for a .tflite, ONNX Runtime for an .onnx, ...), given the ``options`` it declares.
+
+    Raises:
+        ModelError: when the runtime cannot load the file.
+        OptionError: when no registered runtime runs it.
+    """
+    with runtime_for(path).open(path, options) as runtime:
+        return np.asarray(runtime.run(x), dtype=np.float32)
 
 
 def measure(reference: np.ndarray, outputs: np.ndarray) -> dict:

@@ -7,7 +7,10 @@ repository (default ``triton_repo/``) gets a new model version.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,12 +19,19 @@ import numpy as np
 
 from edgekit import manifest as manifest_io
 from edgekit import outputs
-from edgekit.data.sources import dataset_inputs
 from edgekit.config import shell_command
-from edgekit.errors import RunFailedError
-from edgekit.export import fidelity, writers  # noqa: F401  (registers the format writers)
+from edgekit.data.sources import dataset_inputs
+from edgekit.errors import ModelError, OptionError, RunFailedError
+from edgekit.export import fidelity
 from edgekit.export.config import ExportConfig
-from edgekit.export.job import WRITERS, ExportJob
+from edgekit.export.formats import FORMATS
+from edgekit.export.job import ExportJob
+from edgekit.export.source import resolve_source
+from edgekit.models import describe_model
+from edgekit.models.keras3 import is_subclassed
+from edgekit.models.loading import plain_loading_options
+from edgekit.registry import load_plugins
+
 _TRACKED = ("tf2onnx", "onnx", "onnxruntime", "onnxconverter-common", "ai-edge-litert",
             "tritonclient")
 
@@ -95,13 +105,10 @@ def export(model: str | os.PathLike, output_dir: str | os.PathLike | None = None
         >>> print(result.table())
         >>> result.path("onnx-int8")
     """
-    from edgekit.export.source import resolve_source
-
     if not isinstance(model, (str, os.PathLike)):
         return _export_object(model, output_dir, force, progress, options)
+    load_plugins()  # a plug-in's format must be registered before the config is read
     options = dict(options)
-    from edgekit.models.loading import plain_loading_options
-
     custom_objects = plain_loading_options(options)
     config = ExportConfig.from_options(options)
     source = resolve_source(model, dataset=config.dataset, data_dir=config.data_dir,
@@ -119,8 +126,10 @@ def export(model: str | os.PathLike, output_dir: str | os.PathLike | None = None
     outputs.check_output(final, force, ("export",),
                          inputs=(source.model_file, *folder_inputs,
                                  *dataset_inputs(config.dataset, config.data_dir)))
-    if "triton" in config.to and source.folder is not None:
-        _check_repository(Path(config.triton_repository), source.folder)
+    formats = FORMATS.ordered(config.to)
+    for export_format in formats:
+        if export_format.preflight is not None:
+            export_format.preflight(config, source)
     with outputs.OutputLock(final):
         staging = outputs.staging_path(final)
         outputs.discard(staging)
@@ -133,9 +142,9 @@ def export(model: str | os.PathLike, output_dir: str | os.PathLike | None = None
                         reference=np.asarray(reference, dtype=np.float32))
         try:
             with outputs.writing(final):
-                for name in _ordered(config.to):
-                    WRITERS.get(name)(job)
-            manifest = _manifest(job, time.time() - started)
+                for export_format in formats:
+                    export_format.write(job)
+            manifest = _manifest(job, formats, time.time() - started)
             manifest_io.write_manifest(staging, manifest)
             outputs.publish(staging, final)
         except BaseException:
@@ -161,13 +170,6 @@ def _export_object(model, output_dir, force: bool, progress: bool, options: dict
     A functional model goes through a .keras file; a subclassed Keras 3 model through its traced
     call (``model.export``, a SavedModel), as post-training quantization sees it.
     """
-    import contextlib
-    import io
-    import tempfile
-
-    from edgekit.errors import ModelError, OptionError
-    from edgekit.models.keras3 import is_subclassed
-
     name = str(getattr(model, "name", "model"))
     if output_dir is None:
         raise OptionError(f"exporting the in-memory model {name!r} needs output_dir= (it has no "
@@ -186,19 +188,6 @@ def _export_object(model, output_dir, force: bool, progress: bool, options: dict
         return export(path, output_dir=output_dir, force=force, progress=progress, **options)
 
 
-def _check_repository(repository: Path, folder: Path) -> None:
-    """The Triton repository gets new folders: never inside the model folder, nor around it."""
-    from edgekit.errors import OptionError
-
-    repository, model = repository.resolve(), folder.resolve()
-    if repository == model or repository.is_relative_to(model) or model.parent == repository:
-        raise OptionError(
-            f"--triton-repository {str(repository)!r} would put Triton's files "
-            f"{'inside' if repository.is_relative_to(model) else 'beside the files of'} the model "
-            f"folder {str(folder)!r} this export reads; pass a repository of its own, e.g. "
-            "--triton-repository triton_repo")
-
-
 def _threshold_flags(fidelity_record: dict) -> list[str]:
     kind = fidelity_record["thresholds"]["class"]
     flags = []
@@ -208,15 +197,8 @@ def _threshold_flags(fidelity_record: dict) -> list[str]:
     return flags
 
 
-def _ordered(formats) -> list[str]:
-    # Triton last: it is the one step that writes outside the export folder.
-    return [name for name in ("tflite", "onnx", "mobile", "triton") if name in formats]
-
-
-def _manifest(job: ExportJob, seconds: float) -> dict:
+def _manifest(job: ExportJob, formats: list, seconds: float) -> dict:
     source, config = job.source, job.config
-    from edgekit.models import describe_model
-
     failed = any(entry.get("status") == "failed" for entry in job.artifacts.values())
     return {
         "kind": "export",
@@ -228,6 +210,8 @@ def _manifest(job: ExportJob, seconds: float) -> dict:
         "command": shell_command("edgekit", ["export", str(source.path), *config.to_cli_args(),
                                              "--output", str(job.final)]),
         "config": config.to_dict(),
+        # The module that wrote each format, in the order they ran: a plug-in's is named too.
+        "formats": {export_format.name: export_format.write.__module__ for export_format in formats},
         "dataset": source.dataset.describe(),
         "input_contract": source.dataset.contract.to_dict(),
         "model": {**describe_model(source.model),

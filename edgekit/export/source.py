@@ -12,9 +12,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgekit import manifest as manifest_io
+from edgekit._compat import tfmot
 from edgekit.config import is_model_file
+from edgekit.data import load_dataset
+from edgekit.data.contract import (leading_preprocessing_layers, record_of, recorded_beside,
+                                   resolve_contract)
 from edgekit.errors import ModelError, OptionError
+from edgekit.formats.onnx import check_onnx_file, is_quantization_aware
+from edgekit.models import load_model_file
 from edgekit.models.describe import check_model_fits_dataset
+from edgekit.models.fileinfo import read_model_info
+from edgekit.models.loading import is_quantization_aware_file, load_settings
+from edgekit.runtimes.litert import LiteRTModel
 
 DEFAULT_SEED = 0
 DEFAULT_VALIDATION_FRACTION = 0.1
@@ -66,8 +75,6 @@ class ExportSource:
         if self.model_file.is_file():
             record["sha256"] = manifest_io.sha256_file(self.model_file)
         if self.model_file.exists():
-            from edgekit.models.fileinfo import read_model_info
-
             info = read_model_info(self.model_file)
             record.update(writer=info.writer, keras_version=info.keras_version)
         if self.manifest is not None:
@@ -104,8 +111,6 @@ def resolve_source(model: str | os.PathLike, dataset: str | None = None,
 def _under_contract(loaded, model, stated, manifest, recorded_in: str, source: str,
                     recorded=None):
     """The dataset under the model's input contract (edgekit.data.contract), decided once."""
-    from edgekit.data.contract import leading_preprocessing_layers, record_of, resolve_contract
-
     contract = resolve_contract(loaded, stated=stated,
                                 model_layers=leading_preprocessing_layers(model),
                                 recorded=recorded or record_of(manifest), recorded_in=recorded_in,
@@ -114,8 +119,6 @@ def _under_contract(loaded, model, stated, manifest, recorded_in: str, source: s
 
 
 def _settings(loading, manifest, source: str):
-    from edgekit.models.loading import load_settings
-
     _, custom_objects, unsafe = loading
     return load_settings(custom_objects, unsafe, manifest if custom_objects is None else None,
                          source=source)
@@ -123,8 +126,6 @@ def _settings(loading, manifest, source: str):
 
 def _from_folder(folder: Path, dataset_spec, data_dir, seed, calibration_samples,
                  loading) -> ExportSource:
-    from edgekit.data import load_dataset
-
     manifest = manifest_io.read_manifest(folder)
     if manifest.get("stage") == "export":
         raise OptionError(
@@ -158,8 +159,6 @@ def _from_folder(folder: Path, dataset_spec, data_dir, seed, calibration_samples
 
 def _from_file(path: Path, dataset_spec, data_dir, seed, calibration_samples,
                loading) -> ExportSource:
-    from edgekit.data import load_dataset
-
     if dataset_spec is None:
         raise OptionError(
             f"exporting the model file {str(path)!r} needs --dataset (its test split checks "
@@ -169,14 +168,10 @@ def _from_file(path: Path, dataset_spec, data_dir, seed, calibration_samples,
     keras_model = load_keras(path, settings)
     seed = DEFAULT_SEED if seed is None else seed
     loaded = load_dataset(dataset_spec, data_dir=data_dir, seed=seed)
-    from edgekit.data.contract import recorded_beside
-
     beside, where = recorded_beside(path)
     loaded = _under_contract(loaded, keras_model, loading[0], None, where, f"model {str(path)!r}",
                              recorded=beside)
     check_model_fits_dataset(keras_model, loaded, str(path))
-    from edgekit.formats.onnx import is_quantization_aware
-
     return ExportSource(path=path, name=Path(str(path).rstrip("/")).stem, model=keras_model,
                         model_file=path, dataset=loaded,
                         qat_model=keras_model if is_quantization_aware(keras_model) else None,
@@ -186,34 +181,23 @@ def _from_file(path: Path, dataset_spec, data_dir, seed, calibration_samples,
 
 def load_keras(path: Path, settings=None):
     """Load a model file; a quantization-aware one is retried inside tfmot's quantize scope."""
-    from edgekit.models import load_model_file
-
     try:
         return load_model_file(path, settings=settings)
     except ModelError as first:
-        from edgekit.models.loading import is_quantization_aware_file
-
         if not is_quantization_aware_file(path):
             raise
         try:
-            from edgekit._compat import tfmot
-
             with tfmot().quantization.keras.quantize_scope():
                 return load_model_file(path, settings=settings)
         except (ImportError, ModelError):
-            raise first from None
-
+            raise first  # the first failure is the one to report; the retry's is its context
 
 
 def _refuse_artifact(path: Path) -> None:
     """A .tflite / .onnx as MODEL: a clean error if it is corrupt, else say what export takes."""
     if path.suffix.lower() == ".tflite":
-        from edgekit.runtimes.litert import LiteRTModel
-
         LiteRTModel.load(path)
     else:
-        from edgekit.formats.onnx import check_onnx_file
-
         if not path.is_file():
             raise ModelError(f"ONNX file {str(path)!r} does not exist")
         check_onnx_file(path)
@@ -263,8 +247,6 @@ def _recipe_tflite(folder: Path, manifest: dict) -> tuple[Path, str] | None:
 
 
 def _qat_model(folder: Path, manifest: dict, keras_model, settings=None):
-    from edgekit.formats.onnx import is_quantization_aware
-
     if is_quantization_aware(keras_model):
         return keras_model
     name = (manifest.get("model") or {}).get(QAT_FILE_KEY)

@@ -21,6 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
+from edgekit.formats.labels import labels_text
+from edgekit.runtimes.litert import LiteRTModel
+
 BUNDLE_FORMAT = "edgekit-mobile-bundle"
 BUNDLE_SCHEMA_VERSION = 1
 MODEL_FILE = "model.tflite"
@@ -45,8 +48,6 @@ def write_mobile_bundle(folder: str | os.PathLike, zip_path: str | os.PathLike,
         model_name: shown in the README.
         sample_shape: one raw sample's shape, e.g. ``[8, 8, 1]``.
     """
-    from edgekit.runtimes.litert import LiteRTModel
-
     folder, zip_path = Path(folder), Path(zip_path)
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(tflite_path, folder / MODEL_FILE)
@@ -82,8 +83,6 @@ def write_mobile_bundle(folder: str | os.PathLike, zip_path: str | os.PathLike,
             "class = labels.class_names[argmax(y)]",
         ],
     }
-    from edgekit.formats.labels import labels_text
-
     (folder / LABELS_FILE).write_text(labels_text(class_names))
     (folder / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
     (folder / README_FILE).write_text(_readme(metadata))
@@ -118,7 +117,7 @@ def preprocess(raw: np.ndarray, metadata: dict) -> np.ndarray:
 
 
 def _signature(path: Path) -> dict:
-    from ai_edge_litert.interpreter import Interpreter
+    from ai_edge_litert.interpreter import Interpreter  # lazy: LiteRT loads a native library
 
     signatures = Interpreter(model_path=str(path)).get_signature_list()
     if not signatures:

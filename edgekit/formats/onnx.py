@@ -3,12 +3,13 @@
 - ``fp32``: ``tf2onnx.convert.from_keras`` with a dynamic batch axis named ``batch``.
 - ``fp16``: ``onnxconverter_common.float16`` with float32 inputs and outputs kept, so callers
   feed the same arrays as to fp32.
-- ``int8``: ONNX Runtime static quantization in the QDQ format, per-channel int8 weights and
-  int8 activations, calibrated on the samples given (edgekit passes
-  :func:`edgekit.data.calibration.calibration_samples`, the set TFLite int8 is calibrated on).
+- ``int8``: ONNX Runtime static quantization of the fp32 graph
+  (:func:`edgekit.formats.onnx_quantize.quantize_static_int8`: pre-processing, QDQ, the host's
+  fast U8S8 / S8S8 types).
 - A quantization-aware (tfmot QAT) model converts straight to a QDQ graph: tf2onnx turns its
   fake-quant nodes into QuantizeLinear / DequantizeLinear with the learned ranges, so it is the
-  ``int8`` artifact and is never quantized again.
+  ``int8`` artifact (its weights stored as int8 by
+  :func:`edgekit.formats.onnx_quantize.fold_qat_weights`) and is never quantized again.
 
 Every file goes through ``onnx.checker`` and an ONNX Runtime session before it is returned.
 
@@ -24,14 +25,15 @@ import contextlib
 import logging
 import os
 import re
-import tempfile
 import warnings
+from importlib import metadata
 from pathlib import Path
 
-import numpy as np
-
-from edgekit._compat import quiet_native_logs
+from edgekit._compat import quiet_native_logs, tensorflow
 from edgekit.errors import ModelError, OptionError, first_line
+from edgekit.formats.tflite import is_quantization_aware as _is_quantization_aware
+from edgekit.models.keras3 import is_keras3_model
+from edgekit.runtimes.onnxruntime import OnnxRuntimeModel
 
 DEFAULT_OPSET = 17
 # Per-channel QuantizeLinear (the int8 artifact) needs opset 13; tf2onnx 1.17 writes up to 18.
@@ -39,12 +41,11 @@ MIN_OPSET = 13
 ONNX_PRECISIONS = ("fp32", "fp16", "int8")
 BATCH_AXIS_NAME = "batch"
 QAT_OUTPUT_PREFIX = "quant_"
-_CALIBRATION_BATCH = 64
 
 
 def supported_opsets() -> range:
     """The opsets this tf2onnx can write, from :data:`MIN_OPSET` up."""
-    from tf2onnx import constants
+    from tf2onnx import constants  # lazy: tf2onnx imports TensorFlow
 
     return range(MIN_OPSET, max(constants.OPSET_TO_IR_VERSION) + 1)
 
@@ -82,12 +83,8 @@ def convert_to_onnx(model, opset: int = DEFAULT_OPSET):
         >>> proto = convert_to_onnx(build_model("cnn", (8, 8, 1), 10), opset=17)
     """
     check_opset(opset)
-    from edgekit._compat import tensorflow
-
     tf = tensorflow()
-    import tf2onnx
-
-    from edgekit.models.keras3 import is_keras3_model
+    import tf2onnx  # lazy: tf2onnx imports TensorFlow
 
     keras3 = is_keras3_model(model)
     input_name = model.inputs[0].name if keras3 else model.input_names[0]
@@ -104,7 +101,7 @@ def convert_to_onnx(model, opset: int = DEFAULT_OPSET):
             else:
                 proto, _ = tf2onnx.convert.from_keras(model, input_signature=spec, opset=opset)
     except Exception as error:  # noqa: BLE001  (tf2onnx raises anything from KeyError up)
-        raise ModelError(_failure(model, collector, error)) from None
+        raise ModelError(_failure(model, collector, error)) from error
     logged = {op for op, _ in collector.unsupported}
     collector.unsupported += [(op, node) for op, node in _unknown_ops(proto) if op not in logged]
     if collector.unsupported:
@@ -119,76 +116,22 @@ def convert_to_onnx(model, opset: int = DEFAULT_OPSET):
 
 def to_float16(proto):
     """An fp16 copy of an fp32 ``ModelProto`` whose inputs and outputs stay float32."""
-    from onnxconverter_common import float16
+    from onnxconverter_common import float16  # lazy: it imports onnx, heavy for `import edgekit`
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "values out of fp16 range were clipped" per initializer
         return float16.convert_float_to_float16(proto, keep_io_types=True)
 
 
-def quantize_int8(fp32_path: str | os.PathLike, int8_path: str | os.PathLike,
-                  calibration: np.ndarray) -> dict:
-    """Write an int8 QDQ model of the fp32 file, calibrated on ``calibration`` samples.
-
-    Args:
-        fp32_path: the fp32 .onnx file.
-        int8_path: where to write the int8 file.
-        calibration: model-ready float32 samples ``(N, *input_shape)``.
-
-    Returns:
-        The options used, for the manifest.
-    """
-    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat,
-                                          QuantType, quantize_static)
-
-    import onnx
-
-    input_name = onnx.load(str(fp32_path), load_external_data=False).graph.input[0].name
-    samples = np.asarray(calibration, dtype=np.float32)
-
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self._batches = iter(range(0, len(samples), _CALIBRATION_BATCH))
-
-        def get_next(self):
-            start = next(self._batches, None)
-            return None if start is None else {input_name: samples[start:start + _CALIBRATION_BATCH]}
-
-    options = {"quant_format": "QDQ", "per_channel": True, "weight_type": "int8",
-               "activation_type": "int8", "calibrate_method": "MinMax",
-               "calibration_samples": int(len(samples))}
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)  # ORT logs "consider pre-processing" warnings on the root logger
-    try:
-        with tempfile.TemporaryDirectory() as scratch, quiet_native_logs():
-            # ORT writes its augmented calibration model next to the input; keep that out of
-            # the export folder by working on a scratch copy.
-            scratch_model = Path(scratch) / "model.onnx"
-            scratch_model.write_bytes(Path(fp32_path).read_bytes())
-            quantize_static(str(scratch_model), str(int8_path), Reader(),
-                            quant_format=QuantFormat.QDQ, per_channel=True,
-                            weight_type=QuantType.QInt8, activation_type=QuantType.QInt8,
-                            calibrate_method=CalibrationMethod.MinMax)
-    except Exception as error:  # noqa: BLE001
-        raise ModelError(f"ONNX Runtime int8 quantization of {Path(fp32_path).name} failed: "
-                         f"{type(error).__name__}: {first_line(error)}") from None
-    finally:
-        root.setLevel(level)
-    return options
-
-
 def check_onnx_file(path: str | os.PathLike) -> None:
     """Raise ModelError unless ``onnx.checker`` accepts the file and ONNX Runtime loads it."""
-    import onnx
-
-    from edgekit.runtimes.onnxruntime import OnnxRuntimeModel
+    import onnx  # lazy: onnx takes about 0.15 s to import and `import edgekit` must stay quick
 
     try:
         onnx.checker.check_model(str(path), full_check=True)
     except Exception as error:  # noqa: BLE001  (DecodeError, ValidationError, InferenceError)
         raise ModelError(f"{Path(path).name} fails onnx.checker: {first_line(error)}; the file "
-                         "is corrupt or not an ONNX model; export it again") from None
+                         "is corrupt or not an ONNX model; export it again") from error
     OnnxRuntimeModel.load(path)
 
 
@@ -201,15 +144,12 @@ def set_metadata(proto, values: dict) -> None:
 
 
 def is_quantization_aware(model) -> bool:
-    from edgekit.formats.tflite import is_quantization_aware as is_qat
-
-    return is_qat(model)
+    """The model is a tfmot quantization-aware model (its ONNX graph is QDQ)."""
+    return _is_quantization_aware(model)
 
 
 def converter_version() -> str:
     return _version("tf2onnx")
-
-
 
 
 class _LogCollector(logging.Handler):
@@ -273,7 +213,7 @@ def _unknown_ops(proto) -> list[tuple[str, str]]:
     tf2onnx does not always log these: a tfmot fake-quant node whose range it cannot read
     stays a ``FakeQuantWithMinMaxVars`` node, which only onnx.checker would reject later.
     """
-    import onnx
+    import onnx  # lazy: onnx takes about 0.15 s to import and `import edgekit` must stay quick
 
     found = []
     for node in proto.graph.node:
@@ -306,8 +246,6 @@ def _name_batch_axis(proto) -> None:
 
 
 def _version(package: str) -> str:
-    from importlib import metadata
-
     try:
         return metadata.version(package)
     except metadata.PackageNotFoundError:

@@ -26,7 +26,7 @@ from typing import Callable
 
 import numpy as np
 
-from edgekit._compat import quiet_native_logs
+from edgekit._compat import os_error_from_tensorflow, quiet_native_logs, tensorflow
 from edgekit.errors import DataError, ModelError, OptionError
 from edgekit.registry import Registry
 
@@ -156,8 +156,6 @@ def convert_to_tflite(model, mode: str = "fp32", representative_data: np.ndarray
         representative_data = None
     if representative_data is not None:
         representative_data = check_representative_data(model, representative_data)
-    from edgekit._compat import tensorflow
-
     tf = tensorflow()
     with contextlib.redirect_stdout(io.StringIO()):
         converter = _make_converter(model, tf)
@@ -180,12 +178,10 @@ def convert_to_tflite(model, mode: str = "fp32", representative_data: np.ndarray
         with quiet_native_logs(logs), contextlib.redirect_stdout(printed):
             return bytes(converter.convert())
     except Exception as error:  # noqa: BLE001  (ConverterError, ValueError, RuntimeError...)
-        from edgekit._compat import os_error_from_tensorflow
-
         os_error = os_error_from_tensorflow(error)
         if os_error is not None:  # the disk or the OS, not the model: say so
             raise os_error from error
-        raise ModelError(converter_failure(error, model.name, chosen.name, "".join(logs))) from None
+        raise ModelError(converter_failure(error, model.name, chosen.name, "".join(logs))) from error
 
 
 def check_representative_data(model, samples) -> np.ndarray:

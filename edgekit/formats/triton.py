@@ -31,6 +31,8 @@ import shutil
 from pathlib import Path
 
 from edgekit.errors import ModelError, OptionError, RepositoryError
+from edgekit.formats.labels import labels_text
+from edgekit.outputs import OutputLock
 
 PLATFORM = "onnxruntime_onnx"
 MODEL_FILENAME = "model.onnx"
@@ -54,12 +56,12 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 def model_config_pb2():
     """Triton's ``model_config_pb2`` module, as tritonclient ships it."""
     try:
-        from tritonclient.grpc import model_config_pb2 as module
+        from tritonclient.grpc import model_config_pb2 as module  # lazy: tritonclient is optional
     except ImportError as error:
         raise ModelError(
             f"Triton's ModelConfig protobuf is not importable ({error}); expected tritonclient "
             "with its grpc extra. Install it: pip install 'tritonclient[grpc]'"
-        ) from None
+        ) from error
     return module
 
 
@@ -111,7 +113,7 @@ def build_model_config(model_name: str, onnx_proto, max_batch_size: int = 32,
     gets ``max_batch_size: 0`` and its full dims. The preprocessing export recorded in the ONNX
     metadata becomes the ``edgekit_preprocessing`` parameter (JSON with scale, mean and std).
     """
-    from google.protobuf import json_format
+    from google.protobuf import json_format  # lazy: protobuf comes with tritonclient
 
     pb = model_config_pb2()
     graph = onnx_proto.graph
@@ -145,7 +147,7 @@ def build_model_config(model_name: str, onnx_proto, max_batch_size: int = 32,
 
 def config_text(config) -> str:
     """The ``config.pbtxt`` text of a ``ModelConfig``."""
-    from google.protobuf import text_format
+    from google.protobuf import text_format  # lazy: protobuf comes with tritonclient
 
     return text_format.MessageToString(config)
 
@@ -207,14 +209,12 @@ def add_model_version(repository: str | os.PathLike, model_name: str,
     Returns:
         ``{"repository", "model_name", "version", "path", "config", "versions"}``.
     """
-    import onnx
+    import onnx  # lazy: onnx takes about 0.15 s to import and `import edgekit` must stay quick
 
     check_model_name(model_name)
     proto = onnx.load(str(onnx_path), load_external_data=False)
     config = build_model_config(model_name, proto, labels=bool(class_names), **config_options)
     text = config_text(config)
-    from edgekit.outputs import OutputLock
-
     model_folder = Path(repository) / model_name
     model_folder.mkdir(parents=True, exist_ok=True)
     with OutputLock(model_folder):  # one writer per served model (export, deploy)
@@ -230,8 +230,6 @@ def add_model_version(repository: str | os.PathLike, model_name: str,
         finally:
             shutil.rmtree(staging, ignore_errors=True)  # gone already when the claim succeeded
         if class_names:
-            from edgekit.formats.labels import labels_text
-
             _write_atomically(model_folder / LABELS_FILENAME, labels_text(class_names))
         _write_atomically(model_folder / CONFIG_FILENAME, text)
     parsed = read_model_config(model_folder / CONFIG_FILENAME)

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import edgekit  # noqa: F401  (selects Keras 2 first)
+from edgekit.formats.onnx_quantize import host_scheme, int8_weight_summary
 from edgekit.manifest import sha256_file
 
 ALL_ARTIFACTS = {"tflite-fp32", "onnx-fp32", "onnx-fp16", "onnx-int8", "triton", "mobile"}
@@ -91,6 +92,21 @@ def compressed_export(compressed, tmp_path_factory):
     return export(compressed, triton_repository=str(repository))
 
 
+@pytest.fixture(scope="module")
+def qat_export(trained, tmp_path_factory):
+    """A compress --qat folder of the zoo's default cnn (99k weights: they, not the graph's
+    names, make up most of the file), exported to every format."""
+    from edgekit.compress import compress
+    from edgekit.export import export
+
+    base = trained.parent / "cnn-default-digits"
+    edgekit.train(model="cnn", epochs=3, output_dir=base, progress=False)
+    folder = trained.parent / "cnn-default-digits-qat"
+    compress(str(base), output_dir=folder, qat=True, finetune_epochs=1, progress=False)
+    repository = tmp_path_factory.mktemp("serving") / "triton_repo"
+    return export(folder, triton_repository=str(repository))
+
+
 def test_every_format_is_written_checked_and_recorded(exported, trained):
     result, repository, _ = exported
     manifest = json.loads((result.output_dir / "manifest.json").read_text())
@@ -117,6 +133,31 @@ def test_fidelity_thresholds_hold_on_digits(exported):
         assert artifacts[name]["fidelity"]["max_abs_diff"] <= 1e-4, name
     assert artifacts["onnx-fp16"]["fidelity"]["top1_agreement"] >= 0.995
     assert artifacts["onnx-int8"]["fidelity"]["top1_agreement"] >= 0.98
+
+
+@pytest.mark.skipif(host_scheme() != "u8s8", reason="U8S8 is the x86-64 scheme; Arm gets S8S8")
+def test_int8_onnx_has_int8_weights_and_uint8_activations_on_x86_and_records_auto(exported):
+    result = exported[0]
+    entry = result.artifacts["onnx-int8"]
+    assert (entry["options"]["scheme"], entry["options"]["scheme_requested"]) == ("u8s8", "auto")
+    assert entry["options"]["preprocessed"] and entry["options"]["calibrate_method"] == "minmax"
+    summary = int8_weight_summary(result.path("onnx-int8"))
+    assert "int8" in summary["weight_dtypes"] and summary["float_weight_initializers"] == 0
+    assert summary["activation_zero_point_dtypes"] == ["uint8"]
+
+
+def test_a_qat_folder_stores_int8_weights_and_triton_serves_its_int8_onnx(qat_export):
+    artifacts = qat_export.artifacts
+    assert all(entry["status"] == "passed" for entry in artifacts.values()), qat_export.table()
+    int8, fp32 = artifacts["onnx-int8"], artifacts["onnx-fp32"]
+    summary = int8_weight_summary(qat_export.path("onnx-int8"))
+    assert summary["int8_initializers"] >= 6 and summary["float_weight_initializers"] == 0
+    assert int8["bytes"] < 0.35 * fp32["bytes"], (int8["bytes"], fp32["bytes"])
+    assert int8["options"]["weights"]["float_weight_initializers"] == 0
+    assert int8["fidelity"]["top1_agreement"] >= 0.98
+    triton = artifacts["triton"]
+    assert (triton["precision"], triton["source_artifact"]) == ("int8", "onnx-int8")
+    assert sha256_file(qat_export.path("triton")) == int8["sha256"]
 
 
 def test_the_model_folder_is_unchanged_but_for_its_export_folder(exported, trained):

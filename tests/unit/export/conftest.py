@@ -63,3 +63,12 @@ def tiny_keras_classifier():
     x = tf_keras.layers.Flatten(name="flatten")(x)
     outputs = tf_keras.layers.Dense(3, activation="softmax", name="probabilities")(x)
     return tf_keras.Model(inputs, outputs, name="tiny_classifier")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_folder(tmp_path_factory):
+    """A model folder from ``edgekit train``: a 32-unit mlp, 3 epochs on digits (a few seconds)."""
+    folder = tmp_path_factory.mktemp("models") / "mlp-digits"
+    edgekit.train(model="mlp", epochs=3, model_options={"hidden_units": 32}, output_dir=folder,
+                  progress=False)
+    return folder

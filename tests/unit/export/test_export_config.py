@@ -36,6 +36,10 @@ BAD_OPTIONS = [
     ({"instance_kind": "tpu"}, "unknown value 'tpu' for --instance-kind"),
     ({"version_policy": "newest"}, "unknown version policy 'newest'; expected latest:N"),
     ({"opset_version": 17}, "unknown export option"),
+    ({"onnx_int8": "u8u8"}, "unknown value 'u8u8' for --onnx-int8; expected one of: auto, u8s8"),
+    ({"calibration_method": "kl"}, "unknown value 'kl' for --calibration-method; expected one of"),
+    ({"opset": 12}, r"--opset takes the ONNX opset to write, an integer >= 13; received 12"),
+    ({"triton_precision": "int4"}, "unknown value 'int4' for --triton-precision"),
 ]
 
 
@@ -53,3 +57,11 @@ def test_cli_args_reproduce_the_config_and_leave_defaults_out():
                     "--int8-min-agreement", "0.95"]
     assert ExportConfig.from_options({"to": "onnx", "opset": 13, "onnx_precisions": "int8",
                                       "int8_min_agreement": 0.95}) == config
+
+
+def test_paths_may_be_given_as_path_objects_and_are_kept_as_text(tmp_path):
+    config = ExportConfig.from_options({"triton_repository": tmp_path / "repo",
+                                        "data_dir": tmp_path})
+    assert config.triton_repository == str(tmp_path / "repo") and config.data_dir == str(tmp_path)
+    assert config.to_cli_args() == ["--to", "tflite,onnx,triton,mobile", "--data-dir",
+                                    str(tmp_path), "--triton-repository", str(tmp_path / "repo")]

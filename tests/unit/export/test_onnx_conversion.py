@@ -9,7 +9,8 @@ import onnx
 import pytest
 
 from edgekit.errors import ModelError, OptionError
-from edgekit.formats.onnx import check_onnx_file, convert_to_onnx, quantize_int8, to_float16
+from edgekit.formats.onnx import check_onnx_file, convert_to_onnx, to_float16
+from edgekit.formats.onnx_quantize import quantize_static_int8
 from edgekit.runtimes.onnxruntime import OnnxRuntimeModel
 
 
@@ -41,7 +42,7 @@ def test_fp16_keeps_float32_io_and_int8_is_per_channel_qdq(tmp_path, tiny_keras_
     assert any(t.data_type == onnx.TensorProto.FLOAT16 for t in fp16.graph.initializer)
     fp32_path, int8_path = tmp_path / "fp32.onnx", tmp_path / "int8.onnx"
     onnx.save(fp32, str(fp32_path))
-    options = quantize_int8(fp32_path, int8_path, samples)
+    options = quantize_static_int8(fp32_path, int8_path, samples)
     assert options["per_channel"] and options["quant_format"] == "QDQ"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fp32.onnx", "int8.onnx"]
     check_onnx_file(int8_path)
