@@ -288,7 +288,10 @@ def _reader(input_name: str, samples: np.ndarray, input_shape: list):
     # lazy: onnxruntime.quantization takes about 0.25 s to import; only int8 export needs it
     from onnxruntime.quantization import CalibrationDataReader
 
-    step = input_shape[0] if input_shape and input_shape[0] else _CALIBRATION_BATCH
+    # Equal batches: ORT's histogram calibrators (entropy, percentile) stack every batch's
+    # outputs, so a shorter last batch would break them; the largest divisor of N up to 64.
+    step = input_shape[0] if input_shape and input_shape[0] else max(
+        size for size in range(1, _CALIBRATION_BATCH + 1) if len(samples) % size == 0)
 
     class SampleReader(CalibrationDataReader):
         def __init__(self):

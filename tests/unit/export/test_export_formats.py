@@ -162,9 +162,6 @@ def test_onnx_int8_scheme_and_calibration_method_are_cli_options(tiny_model_fold
         "int8"]
 
 
-@pytest.mark.xfail(strict=True, reason="edgekit.formats.onnx_quantize feeds ORT's histogram "
-                   "calibrators (entropy, percentile) batches of 64 and a shorter last one, which "
-                   "they cannot stack; remove this mark when it feeds equal batches")
 def test_entropy_calibration_takes_the_default_500_samples(tiny_model_folder, tmp_path,
                                                            cli_runner):
     output = tmp_path / "entropy"
