@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgekit import manifest as manifest_io
+from edgekit.data.contract import record_of
 from edgekit.errors import ModelError, OptionError
+from edgekit.models.fileinfo import read_model_info
+from edgekit.runtimes import RUNTIMES, known_suffixes, runtime_for
 
-# File suffix -> (format, runtime that runs it).
-FORMATS = {".tflite": ("tflite", "litert"), ".onnx": ("onnx", "onnxruntime"),
-           ".keras": ("keras", "keras"), ".h5": ("keras", "keras"), ".hdf5": ("keras", "keras")}
 EXPORT_FOLDER = "export"
 
 
@@ -30,8 +30,9 @@ class Artifact:
 
     Attributes:
         name: the row's name, unique in a run (``keras``, ``tflite-int8``, ``cnn-digits/onnx-fp32``).
-        format: keras, tflite, onnx or triton.
-        runtime: the registered runtime that runs it (keras, litert, onnxruntime, triton).
+        format: keras, tflite, onnx or triton (or what a plug-in runtime declares).
+        runtime: the registered runtime that runs it (keras, keras3, litert, onnxruntime,
+            triton, or a plug-in's).
         path: the file, or ``URL#MODEL`` for Triton.
         precision: fp32, fp16, int8, dynamic, int16x8, or None when unknown.
         subject: the name of the model folder (or group) it belongs to.
@@ -82,30 +83,33 @@ class Subject:
 
 
 def file_artifact(path: Path, name: str, subject: str, precision: str | None = None) -> Artifact:
-    """An artifact for a local file, with its size and sha256."""
-    kind = "keras" if path.is_dir() else path.suffix.lower()
-    if kind != "keras" and kind not in FORMATS:
-        raise OptionError(f"{str(path)!r} is not an artifact edgekit can benchmark; expected a model "
-                          f"folder, or a {', '.join(FORMATS)} file or SavedModel folder")
-    format_name, runtime = ("keras", "keras") if kind == "keras" else FORMATS[kind]
-    if format_name == "keras" and _written_by_keras3(path):
-        runtime = "keras3"  # a Keras 3 file (or Keras-less SavedModel) runs as Keras 3 loaded it
+    """An artifact for a local file, with its size and sha256; its runtime is the registered one
+    that accepts it (:func:`edgekit.runtimes.runtime_for`).
+
+    Raises:
+        OptionError: when no registered runtime runs the file.
+    """
+    try:
+        runtime = runtime_for(path)
+    except OptionError as error:
+        raise OptionError(f"{str(path)!r} is not an artifact edgekit can benchmark; expected a "
+                          f"model folder, or a {', '.join(known_suffixes())} file or SavedModel "
+                          "folder (a runtime of your own plugs in through EDGEKIT_PLUGINS)"
+                          ) from error
     size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() \
         else path.stat().st_size
     sha = None if path.is_dir() else manifest_io.sha256_file(path)
-    if precision is None and format_name == "keras":
+    if precision is None and runtime.format == "keras":
         precision = "fp32"
-    return Artifact(name=name, format=format_name, runtime=runtime, path=str(path),
+    return Artifact(name=name, format=runtime.format, runtime=runtime.name, path=str(path),
                     precision=precision, subject=subject, bytes=size, sha256=sha)
 
 
-def _written_by_keras3(path: Path) -> bool:
-    from edgekit.models.fileinfo import read_model_info
-
-    try:
-        return read_model_info(path).writer in ("keras3", "tensorflow")
-    except ModelError:
-        return False  # unreadable: its worker says why, in its row
+def _runs_files(format_name: str | None) -> bool:
+    """True for an exported format a registered runtime runs from a file (not a served model,
+    not the Keras reference, which the model folder gives)."""
+    return format_name not in (None, "triton", "keras") and any(
+        RUNTIMES.get(name).format == format_name for name in RUNTIMES)
 
 
 def discover(paths, dataset: str | None = None, data_dir: str | None = None) -> list[Subject]:
@@ -181,7 +185,7 @@ def _folder_subject(folder: Path, dataset, data_dir) -> Subject:
     if export_manifest is not None:
         export_folder = folder if given_is_export else folder / EXPORT_FOLDER
         for entry in (export_manifest.get("artifacts") or {}).values():
-            if entry.get("format") not in ("tflite", "onnx") or not entry.get("file"):
+            if not _runs_files(entry.get("format")) or not entry.get("file"):
                 continue  # the Triton copy and the mobile bundle hold files listed already
             path = export_folder / entry["file"]
             if path.is_file():
@@ -239,8 +243,6 @@ def _loose_subject(paths: list[Path], dataset, data_dir) -> Subject:
 
 
 def _record_contract(subject: Subject, manifest: dict, where: Path) -> None:
-    from edgekit.data.contract import record_of
-
     recorded = record_of(manifest)
     subject.contract = recorded.to_dict() if recorded is not None else None
     subject.contract_from = str(where)
@@ -248,10 +250,8 @@ def _record_contract(subject: Subject, manifest: dict, where: Path) -> None:
 
 def _own_preprocessing_layers(paths: list[Path]) -> list:
     """The leading Rescaling / Normalization layers of the Keras files given, read without TF."""
-    from edgekit.models.fileinfo import read_model_info
-
     for path in paths:
-        if path.is_dir() or path.suffix.lower() in (".keras", ".h5", ".hdf5"):
+        if path.is_dir() or path.suffix.lower() in RUNTIMES.get("keras").suffixes:
             info = read_model_info(path)
             return [(entry.get("config", {}).get("name", "?"), entry.get("class_name", "?"))
                     for entry in info.leading_preprocessing]

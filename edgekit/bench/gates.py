@@ -2,12 +2,16 @@
 
 A gate is ``[ARTIFACT:]METRIC OP VALUE`` with OP one of ``> >= < <= == !=``; without ``ARTIFACT:``
 it applies to every artifact that records the metric. The metric names are the keys of each
-artifact's ``metrics`` in the benchmark JSON (see :data:`METRICS`).
+artifact's ``metrics`` in the benchmark JSON (see :data:`METRICS`). ``speedup`` is recorded for
+compressed artifacts only (each against the fp32 artifact of its runtime), so
+``--fail-if "speedup<1"`` fails a run in which an int8 (fp16, dynamic...) artifact is slower than
+its fp32 sibling.
 
 Example:
-    >>> gates = parse_gates(["accuracy_drop>0.5", "tflite-int8:p99_ms>2"])
+    >>> gates = parse_gates(["accuracy_drop>0.5", "tflite-int8:p99_ms>2", "speedup<1"])
     >>> broken(gates, report["artifacts"])
-    ['tflite-int8: p99_ms = 2.41 > 2 (gate "tflite-int8:p99_ms>2")']
+    ['tflite-int8: p99_ms = 2.41 > 2 (gate "tflite-int8:p99_ms>2")',
+     'onnx-int8: speedup = 0.62 < 1 (gate "speedup<1")']
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ METRICS = {
     "peak_rss_mb": "peak resident memory of the artifact's process",
     "size_mb": "file size in MB (10^6 bytes)", "bytes": "file size in bytes",
     "errors": "failed requests in a Triton load test",
+    "speedup": "a compressed artifact's p50 speed ratio to the fp32 artifact of the same runtime "
+               "measured in the same run (fp32 p50 / its p50; below 1: slower)",
 }
 OPERATORS = {">=": operator.ge, "<=": operator.le, "==": operator.eq, "!=": operator.ne,
              ">": operator.gt, "<": operator.lt}
@@ -64,8 +70,8 @@ def parse_gate(text: str) -> Gate:
                           f"{', '.join(METRICS)}")
     try:
         value = float(match["value"])
-    except ValueError:
-        raise OptionError(f"--fail-if {text!r}: {match['value']!r} is not a number") from None
+    except ValueError as error:
+        raise OptionError(f"--fail-if {text!r}: {match['value']!r} is not a number") from error
     artifact = match["artifact"].strip() if match["artifact"] else None
     return Gate(text=text.strip(), metric=metric, op=match["op"], value=value, artifact=artifact)
 

@@ -19,7 +19,9 @@ import os
 from pathlib import Path
 
 from edgekit import manifest as manifest_io
-from edgekit.errors import ModelError
+from edgekit.bench.report import COLUMNS, _cells, column_headers, load_report
+from edgekit.errors import ModelError, OptionError, OutputExistsError
+from edgekit.outputs import OutputLock, writing
 
 REPORT_NAME = "report.html"
 _STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}
@@ -52,8 +54,6 @@ def write_report(model: str | os.PathLike, output: str | os.PathLike | None = No
                          "expected a folder written by edgekit train or compress")
     path = Path(output) if output else folder / REPORT_NAME
     _check_report_output(path, folder, default=output is None, force=force)
-    from edgekit.outputs import OutputLock
-
     with OutputLock(path):  # one writer per page: a second report at once fails naming the first
         return _write_page(folder, manifest_io.read_manifest(folder), path, bench_json)
 
@@ -69,8 +69,6 @@ def _write_page(folder: Path, manifest: dict, path: Path, bench_json) -> Path:
             + "\n".join(sections) + "</body></html>\n")
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.parent / f".{path.name}.tmp-{os.getpid()}"
-    from edgekit.outputs import writing
-
     try:
         with writing(path):
             temporary.write_text(page)
@@ -81,8 +79,6 @@ def _write_page(folder: Path, manifest: dict, path: Path, bench_json) -> Path:
 
 
 def _check_report_output(path: Path, folder: Path, default: bool, force: bool) -> None:
-    from edgekit.errors import OptionError, OutputExistsError
-
     if path.suffix.lower() not in (".html", ".htm"):
         raise OptionError(f"report --output {str(path)!r} is not a .html path; the report is one "
                           "HTML page. Pass e.g. --output report.html")
@@ -193,8 +189,6 @@ def _export(folder: Path) -> str:
 def _benchmark(path: Path) -> str:
     if not path.is_file():
         return "<h2>Benchmark</h2>" + _missing("benchmark", f"edgekit bench {path.parent.parent}")
-    from edgekit.bench.report import COLUMNS, _cells, load_report
-
     report = load_report(path)
     rows = [_cells(row) if row["status"] == "ok" else [row["name"], f"failed: {row['reason']}"]
             for row in report["artifacts"]]
@@ -203,7 +197,7 @@ def _benchmark(path: Path) -> str:
     machine = report["machine"]
     images = [_image(path.parent / relative, name)
               for name, relative in (report.get("plots") or {}).items()]
-    return ("<h2>Benchmark</h2>" + _table([header for header, _, _ in COLUMNS], rows)
+    return ("<h2>Benchmark</h2>" + _table(column_headers(report), rows)
             + f"<p class='note'>{html.escape(machine['cpu'])}, {machine['cores']} cores, "
             f"{html.escape(' '.join(machine['cpu_flags']))}; {html.escape(report['created'])}</p>"
             + "".join(images))

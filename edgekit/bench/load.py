@@ -24,10 +24,13 @@ import queue
 import threading
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
 from edgekit.bench.latency import TimingConfig, measurement_record, windows_agree
+from edgekit.errors import ServeError
+from edgekit.runtimes import Runtime
 
 WINDOW_GRACE_SECONDS = 30.0
 MAX_ERRORS_PER_WINDOW = 200
@@ -46,13 +49,12 @@ class Window:
     first_error: str | None
 
 
-def measure_concurrent(spec: dict, options, batch: np.ndarray, concurrency: int,
+def measure_concurrent(open_runtime: Callable[[], Runtime], batch: np.ndarray, concurrency: int,
                        timing: TimingConfig, expected: np.ndarray | None = None) -> tuple[dict, str]:
-    """Measure ``concurrency`` clients, each with its own connection opened from ``spec``.
+    """Measure ``concurrency`` clients, each with its own connection from ``open_runtime()``.
 
     Args:
-        spec: the worker spec (``runtime`` and ``path``, i.e. ``URL#MODEL``).
-        options: the runtime options (ignored by Triton).
+        open_runtime: opens one more connection to the served model (a loaded runtime).
         batch: the samples each request sends.
         concurrency: clients sending back to back.
         timing: warm-up, window and stability settings.
@@ -66,13 +68,11 @@ def measure_concurrent(spec: dict, options, batch: np.ndarray, concurrency: int,
     Raises:
         ServeError: when no request of a window (or of the warm-up) succeeded.
     """
-    from edgekit.bench.engines import open_runtime, prepared_call
-
     def open_client():
-        runtime = open_runtime(spec["runtime"], spec["path"], options)
-        return prepared_call(runtime, batch)[0], getattr(runtime, "close", lambda: None)
+        runtime = open_runtime()
+        return runtime.prepared_call(batch)[0], runtime.close
 
-    observer = open_runtime(spec["runtime"], spec["path"], options)  # statistics, main thread
+    observer = open_runtime()  # statistics, main thread
     check = _answer_check(expected)
     try:
         with ClientThreads(open_client, concurrency) as clients:
@@ -96,7 +96,7 @@ def measure_concurrent(spec: dict, options, batch: np.ndarray, concurrency: int,
                     stable = True
                     break
     finally:
-        getattr(observer, "close", lambda: None)()
+        observer.close()
     record = measurement_record([], [window.latencies for window in windows], stable,
                                 timing.stability_tolerance, len(batch))
     used = windows[-2:] if stable else windows
@@ -250,8 +250,6 @@ def _window(clients: ClientThreads, min_runs: int, min_seconds: float, check=Non
 
 
 def _raise_all_failed(where: str, concurrency: int, window: Window):
-    from edgekit.errors import ServeError
-
     raise ServeError(f"every request of {where} at concurrency {concurrency} failed "
                      f"({window.errors} error(s) in {window.wall:.1f} s); the first: "
                      f"{window.first_error}")
@@ -263,8 +261,6 @@ def _settled_statistics(runtime, before: dict | None, answered: int, wait: float
     Triton sends a response before it adds that request to its statistics, so a snapshot taken
     the moment the last answer arrives can miss it; re-read for up to ``wait`` seconds.
     """
-    import time
-
     deadline = time.monotonic() + wait
     while True:
         stats = _statistics(runtime)

@@ -12,10 +12,9 @@ import time
 
 import numpy as np
 
-from edgekit.bench.engines import RuntimeOptions, prepared_call
 from edgekit.bench.latency import TimingConfig
 from edgekit.bench.load import measure_concurrent
-from edgekit.bench.worker import load_timed, main as worker_main, rss_mb, take
+from edgekit.bench.worker import load_timed, main as worker_main, rss_mb, runtime_class, take
 
 LOAD_WORKER = [sys.executable, "-m", "edgekit.bench.load_worker"]
 
@@ -27,19 +26,23 @@ def run_load_test(spec: dict, events) -> dict:
     :func:`measure_concurrent` too, so every level has errors, answers and server statistics.
     """
     x = np.load(spec["x"])
-    options = RuntimeOptions(**spec["options"])
     timing = TimingConfig(**spec["timing"])
-    runtime, result = load_timed(spec, options, x, events, threads=None)
+    runtime, result = load_timed(spec, x, events, threads=None)
+    options = result["options"]
+
+    def open_runtime():
+        return runtime_class(spec).load(spec["path"], **options)
+
     measurements = []
     for index, batch in enumerate(spec["batches"]):
         samples = take(x, batch)
-        call, _ = prepared_call(runtime, samples)
+        call, _ = runtime.prepared_call(samples)
         started = time.perf_counter()
         expected = np.asarray(call(), dtype=np.float32)  # later answers must equal this one
         if index == 0:
             result["first_inference_ms"] = (time.perf_counter() - started) * 1e3
         for concurrency in spec.get("concurrency") or [1]:
-            measurement, timed = measure_concurrent(spec, options, samples, concurrency, timing,
+            measurement, timed = measure_concurrent(open_runtime, samples, concurrency, timing,
                                                     expected=expected)
             measurements.append({"batch": batch, "threads": None, "concurrency": concurrency,
                                  "timed": timed, **measurement})

@@ -35,7 +35,7 @@ def pareto_front(points: list[tuple[float, float]]) -> list[int]:
 
 def write_plots(report: dict, folder: Path) -> dict:
     """Write every plot that has data; returns name -> path."""
-    import matplotlib
+    import matplotlib  # lazy: a heavy library, needed only when plots are written
 
     matplotlib.use("Agg")
     folder.mkdir(parents=True, exist_ok=True)
@@ -71,7 +71,7 @@ def _load_levels(row: dict) -> list[dict]:
 
 
 def _throughput_vs_latency(rows: list[dict], path: Path, report: dict) -> Path:
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: a heavy library
 
     figure, axes = plt.subplots(figsize=(7, 4.5))
     for row in rows:
@@ -118,7 +118,7 @@ def _subtitle(report: dict) -> str:
 
 
 def _tradeoff(rows: list[dict], metric: str, label: str, path: Path, report: dict) -> Path:
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: a heavy library
 
     points = [(row["metrics"][metric], row["metrics"]["accuracy"] * 100) for row in rows]
     front = pareto_front(points)
@@ -147,7 +147,7 @@ def _tradeoff(rows: list[dict], metric: str, label: str, path: Path, report: dic
 
 
 def _distribution(rows: list[dict], path: Path, report: dict) -> Path:
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: a heavy library
 
     samples = [_primary(row)["samples_ms"] for row in rows]
     figure, axes = plt.subplots(figsize=(7, 0.5 * len(rows) + 1.8))
@@ -171,7 +171,7 @@ def _distribution(rows: list[dict], path: Path, report: dict) -> Path:
 
 
 def _throughput(rows: list[dict], path: Path, report: dict) -> Path:
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: a heavy library
 
     figure, axes = plt.subplots(figsize=(7, 4.5))
     key = "batch"

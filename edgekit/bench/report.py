@@ -4,7 +4,7 @@ JSON layout (``schema_version`` 1)::
 
     {schema, schema_version, created, command, seconds, machine, versions, config, datasets,
      artifacts: [{name, subject, format, runtime, path, precision, bytes, sha256, status, reason,
-                  accuracy, accuracy_drop, fidelity, metrics,
+                  accuracy, accuracy_drop, fidelity, metrics, speedup?,
                   runs: [{threads, status, load_ms, first_inference_ms, memory, describe,
                           measurements: [{batch, threads, concurrency, timed, warmup, runs,
                                           seconds, latency_ms, throughput_per_s, stability,
@@ -12,7 +12,11 @@ JSON layout (``schema_version`` 1)::
      gates: {checked, broken}, warnings}
 
 ``metrics`` flattens the primary measurement (first batch, first thread count, first concurrency)
-with accuracy, fidelity, size and memory: the names ``--fail-if`` gates and plots use. A Triton
+with accuracy, fidelity, size and memory: the names ``--fail-if`` gates and plots use. A
+compressed artifact (precision other than fp32) measured beside an fp32 artifact of the same
+runtime gets ``speedup`` (``{ratio, baseline, p50_ms, baseline_p50_ms, batch, threads}``: the
+fp32 artifact's p50 over its own, at the primary setting) and ``metrics.speedup``; a ratio below 1
+adds a line to ``warnings`` ("onnx-int8 runs at 0.62x the speed of onnx-fp32 on this machine"). A Triton
 load test adds ``concurrency`` levels, ``errors``, ``wrong_answers`` and ``server`` (Triton's
 per-request queue / compute ms and mean batch size over the measured windows) to its
 measurements, and ``errors`` / ``wrong_answers`` (summed over every level) to ``metrics``; the rest
@@ -25,7 +29,11 @@ import json
 from pathlib import Path
 
 from edgekit import manifest as manifest_io
+from edgekit import outputs
 from edgekit.bench.latency import stability_warning
+from edgekit.bench.plots import write_plots
+from edgekit.errors import DataError, OutputExistsError
+from edgekit.runtimes import RUNTIMES
 
 SCHEMA_NAME = "edgekit.bench"
 SCHEMA_VERSION = 1
@@ -85,11 +93,16 @@ SCHEMA = {
             "required": ["name", "subject", "format", "runtime", "status", "reason", "accuracy",
                          "accuracy_drop", "fidelity", "metrics", "runs"],
             "properties": {
-                "name": {"type": "string"}, "format": {"enum": ["keras", "tflite", "onnx", "triton"]},
+                # keras, tflite, onnx, triton, or what a plug-in runtime declares
+                "name": {"type": "string"}, "format": {"type": "string"},
                 "status": {"enum": ["ok", "failed"]}, "reason": {"type": ["string", "null"]},
                 "bytes": {"type": ["integer", "null"]}, "accuracy": _NUMBER,
                 "accuracy_drop": _NUMBER, "fidelity": {"type": ["object", "null"]},
                 "metrics": {"type": "object"}, "runs": {"type": "array", "items": _RUN},
+                "speedup": {"type": ["object", "null"],
+                            "required": ["ratio", "baseline", "batch", "threads"],
+                            "properties": {"ratio": {"type": "number"},
+                                           "baseline": {"type": "string"}}},
             }}},
         "gates": {"type": "object", "required": ["checked", "broken"]},
         "warnings": {"type": "array", "items": {"type": "string"}},
@@ -151,10 +164,70 @@ def metrics(row: dict) -> dict:
     return {key: value for key, value in found.items() if value is not None}
 
 
+def speedups(rows: list[dict]) -> list[str]:
+    """Give each compressed artifact its speed ratio to the fp32 artifact of its runtime.
+
+    The ratio is the fp32 artifact's p50 over the artifact's own, both at the primary setting
+    (first batch, first thread count) of the same run: above 1 faster, below 1 slower. The
+    baseline is the fp32 artifact of the same runtime in the same subject, else the only one in
+    the run. Sets ``row["speedup"]`` and ``row["metrics"]["speedup"]``.
+
+    Returns:
+        One line per artifact slower than its baseline, e.g. "onnx-int8 runs at 0.62x the speed
+        of onnx-fp32 on this machine (p50, batch 1, 1 thread)".
+    """
+    lines = []
+    for row in rows:
+        if row.get("precision") in (None, "fp32") or not row["metrics"].get("p50_ms"):
+            continue
+        baseline = _fp32_baseline(row, rows)
+        setting = _primary_setting(row)
+        if baseline is None or setting != _primary_setting(baseline):
+            continue
+        ratio = baseline["metrics"]["p50_ms"] / row["metrics"]["p50_ms"]
+        batch, threads = setting
+        row["speedup"] = {"ratio": ratio, "baseline": baseline["name"],
+                          "p50_ms": row["metrics"]["p50_ms"],
+                          "baseline_p50_ms": baseline["metrics"]["p50_ms"],
+                          "batch": batch, "threads": threads}
+        row["metrics"]["speedup"] = ratio
+        if ratio < 1:
+            lines.append(f"{row['name']} runs at {ratio:.2f}x the speed of {baseline['name']} on "
+                         f"this machine (p50, {_setting_text(batch, threads)}); its "
+                         f"{row['precision']} does not pay for speed here")
+    return lines
+
+
+def _fp32_baseline(row: dict, rows: list[dict]) -> dict | None:
+    candidates = [other for other in rows if other is not row and other["runtime"] == row["runtime"]
+                  and other.get("precision") == "fp32" and other["metrics"].get("p50_ms")]
+    same_subject = [other for other in candidates if other["subject"] == row["subject"]]
+    if same_subject:
+        return same_subject[0]
+    return candidates[0] if len(candidates) == 1 else None
+
+
+def _primary_setting(row: dict) -> tuple | None:
+    """(batch, threads) of the measurement ``metrics`` flattens."""
+    run = next((run for run in row.get("runs", []) if run.get("status") == "ok"), None)
+    if run is None or not run.get("measurements"):
+        return None
+    primary = run["measurements"][0]
+    return primary["batch"], primary["threads"]
+
+
+def _setting_text(batch, threads) -> str:
+    if not threads:
+        return f"batch {batch}"
+    return f"batch {batch}, {threads} thread{'s' if threads != 1 else ''}"
+
+
 def build_report(rows: list[dict], subjects, config, seconds: float, command: str | None) -> dict:
     warnings = []
     for row in rows:
         row["metrics"] = metrics(row)
+    warnings += speedups(rows)
+    for row in rows:
         if row.get("integrity") == "mismatch":
             warnings.append(f"{row['name']}: its sha256 differs from the one its manifest recorded "
                             "(the file changed after edgekit wrote it); the figures are the "
@@ -171,19 +244,24 @@ def build_report(rows: list[dict], subjects, config, seconds: float, command: st
     return {
         "schema": SCHEMA_NAME, "schema_version": SCHEMA_VERSION, "created": manifest_io.now(),
         "command": command, "seconds": round(seconds, 2),
-        "machine": manifest_io.machine(), "versions": manifest_io.versions(TRACKED),
+        "machine": manifest_io.machine(), "versions": manifest_io.versions(_libraries(rows)),
         "config": config.to_dict(),
         "datasets": {subject.name: subject.dataset_record for subject in subjects},
         "artifacts": rows, "gates": {"checked": [], "broken": []}, "warnings": warnings,
     }
 
 
+def _libraries(rows: list[dict]) -> tuple[str, ...]:
+    """The tracked packages, then the libraries each runtime of the run declares."""
+    found = list(TRACKED)
+    for name in dict.fromkeys(row["runtime"] for row in rows):
+        if name in RUNTIMES:
+            found += [library for library in RUNTIMES.get(name).libraries if library not in found]
+    return tuple(found)
+
+
 def write_outputs(report: dict, output: Path) -> dict:
     """bench.json, bench.md and plots/*.png in ``output``; returns name -> path."""
-    from edgekit.bench.plots import write_plots
-
-    from edgekit import outputs
-
     # Written whole in a staging folder, then renamed into place: a failed write (a full disk)
     # leaves the previous benchmark as it was, never a 0-byte plot or a cut JSON.
     staging = outputs.staging_path(output)
@@ -211,9 +289,6 @@ def check_bench_output(output: Path, inputs: tuple = ()) -> None:
     Raises:
         OptionError / OutputExistsError: see :func:`edgekit.outputs.check_output`.
     """
-    from edgekit import outputs
-    from edgekit.errors import OutputExistsError
-
     outputs.check_output_path(output, inputs)
     if output.exists() and not output.is_dir():
         raise OutputExistsError(f"output {output} exists and is a file; expected a folder path "
@@ -238,7 +313,8 @@ COLUMNS = [  # (header, metric key, format)
     ("artifact", "name", "{}"), ("size", "size_mb", "{:.3f} MB"), ("accuracy", "accuracy", "{:.2%}"),
     ("drop", "accuracy_drop", "{:+.2f} pt"), ("agree", "agreement", "{:.2%}"),
     ("max diff", "max_abs_diff", "{:.1e}"), ("p50", "p50_ms", "{:.3f} ms"),
-    ("p99", "p99_ms", "{:.3f} ms"), ("thru", "throughput_per_s", "{:,.0f}/s"),
+    ("p99", "p99_ms", "{:.3f} ms"), ("vs fp32", "speedup", "{:.2f}x"),
+    ("thru", "throughput_per_s", "{:,.0f}/s"),
     ("load", "load_ms", "{:.0f} ms"), ("peak RSS", "peak_rss_mb", "{:.0f} MB"),
 ]
 
@@ -256,15 +332,23 @@ def _cells(row: dict) -> list[str]:
     return cells
 
 
+def column_headers(report: dict) -> list[str]:
+    """The column headers; the speed ratio's says at which setting it was measured."""
+    config = report.get("config") or {}
+    batch = (config.get("batches") or [1])[0]
+    threads = (config.get("threads") or [1])[0]
+    return [f"vs fp32 (p50, {_setting_text(batch, threads)})" if key == "speedup" else header
+            for header, key, _ in COLUMNS]
+
+
 def _rows_text(report: dict) -> tuple[list[str], list[list[str]]]:
-    headers = [header for header, _, _ in COLUMNS]
     rows = []
     for row in report["artifacts"]:
         cells = _cells(row)
         if row["status"] != "ok" and not row["metrics"].get("p50_ms"):
             cells = [row["name"], "failed: " + (row["reason"] or "")[:70]] + [""] * (len(cells) - 2)
         rows.append(cells)
-    return headers, rows
+    return column_headers(report), rows
 
 
 def terminal_table(report: dict) -> str:
@@ -324,7 +408,9 @@ def _caption(report: dict) -> str:
     return (f"batch {config['batches'][0]}, {config['threads'][0]} thread(s); latency of one call "
             f"(p50 / p99 over {config['min_runs']}+ runs and {config['min_seconds']}+ s per window); "
             f"drop and agreement against the Keras model (a served model: the in-process ONNX file "
-            f"when measured too). {machine['cpu']}, {machine['cores']} cores, "
+            f"when measured too); vs fp32: a compressed artifact's speed against the fp32 artifact "
+            f"of its runtime (fp32 p50 / its p50; below 1x: slower). {machine['cpu']}, "
+            f"{machine['cores']} cores, "
             f"{' '.join(machine['cpu_flags'])}")
 
 
@@ -372,8 +458,6 @@ def markdown(report: dict) -> str:
 
 def load_report(path) -> dict:
     """Read a bench.json, refusing another schema or version."""
-    from edgekit.errors import DataError
-
     try:
         document = json.loads(Path(path).read_text())
     except (ValueError, UnicodeDecodeError) as error:

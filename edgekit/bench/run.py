@@ -8,6 +8,7 @@ outputs the workers saved. Then the JSON, Markdown and plots are written and the
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -19,11 +20,24 @@ from typing import Callable
 
 import numpy as np
 
+from edgekit import outputs as outputs_io
 from edgekit.bench import gates as gates_module
 from edgekit.bench.accuracy import accuracy, fidelity
+from edgekit.bench.android import run_on_device
 from edgekit.bench.artifacts import Artifact, Subject, discover
 from edgekit.bench.config import BenchConfig
-from edgekit.errors import OptionError, RunFailedError
+from edgekit.bench.isolation import run_isolated
+from edgekit.bench.load_worker import LOAD_WORKER
+from edgekit.bench.report import build_report, check_bench_output, terminal_table, write_outputs
+from edgekit.data import load_dataset
+from edgekit.data.base import Preprocessing
+from edgekit.data.contract import MANIFEST, InputContract, resolve_contract
+from edgekit.errors import InferenceError, OptionError, RunFailedError, ServeError
+from edgekit.formats.triton import PREPROCESSING_PARAMETER, UNBATCHED_SUFFIX, unbatched_name
+from edgekit.registry import load_plugins
+from edgekit.runtimes import RUNTIMES, runtime_module
+from edgekit.runtimes.triton import split_target
+from edgekit.runtimes.triton_client import TritonClient
 
 DEFAULT_OUTPUT = "bench"
 
@@ -56,8 +70,6 @@ class BenchResult:
         return next(row for row in self.artifacts if row["name"] == name)
 
     def table(self) -> str:
-        from edgekit.bench.report import terminal_table
-
         return terminal_table(self.report)
 
 
@@ -84,13 +96,17 @@ def bench(*models, output_dir: str | os.PathLike | None = None,
 
     Args:
         *models: model folders (train / compress / export) or artifact files (.keras, .tflite,
-            .onnx); none with a ``triton://`` target measures only the served model.
+            .onnx, or a suffix a plug-in runtime runs); none with a ``triton://`` target
+            measures only the served model.
         output_dir: where to write bench.json, bench.md and plots/ (default
             ``<first model folder>/bench``, or ``./bench``).
         progress: called as ``progress(done, total, label)`` while it runs.
         command: the command line to record (the CLI passes its own).
         **options: fields of :class:`edgekit.bench.config.BenchConfig` (batches, threads,
-            target, fail_if, ...).
+            target, fail_if, ...), or options a registered runtime declares.
+
+    Runtimes of your own: the plug-ins (``EDGEKIT_PLUGINS``, ``edgekit.plugins`` entry points)
+    are loaded first, here and in every worker process (:func:`edgekit.registry.load_plugins`).
 
     Returns:
         A :class:`BenchResult`.
@@ -105,8 +121,7 @@ def bench(*models, output_dir: str | os.PathLike | None = None,
         >>> result = edgekit.bench("models/cnn-digits", batches="1,8", fail_if=["p99_ms>5"])
         >>> print(result.table())
     """
-    from edgekit.bench.report import build_report, write_outputs
-
+    load_plugins()  # a plug-in's runtime (and its options) must be registered before the config
     config = BenchConfig.from_options(options)
     gates = gates_module.parse_gates(config.fail_if)
     subjects = discover(models, dataset=config.dataset, data_dir=config.data_dir) if models else []
@@ -123,8 +138,6 @@ def bench(*models, output_dir: str | os.PathLike | None = None,
     names = [artifact.name for subject in subjects for artifact in subject.artifacts]
     gates_module.check_artifact_names(gates, names)
     output = Path(output_dir) if output_dir is not None else _default_output(subjects)
-    from edgekit.bench.report import check_bench_output
-
     check_bench_output(output, inputs=tuple(artifact.path for subject in subjects
                                             for artifact in subject.artifacts
                                             if artifact.format != "triton"))
@@ -138,9 +151,7 @@ def bench(*models, output_dir: str | os.PathLike | None = None,
     report = build_report(rows, subjects, config, time.time() - started, command)
     broken = gates_module.broken(gates, report["artifacts"])
     report["gates"] = {"checked": [gate.text for gate in gates], "broken": broken}
-    from edgekit import outputs
-
-    with outputs.OutputLock(output):
+    with outputs_io.OutputLock(output):
         files = write_outputs(report, output)
     result = BenchResult(report=report, output_dir=output, files=files, broken_gates=broken)
     if broken:
@@ -177,16 +188,15 @@ def _measure_all(subjects: list[Subject], config: BenchConfig, work: Path, progr
             else None
         label = artifact.name + (f" ({threads} threads)" if threads else "")
         if config.target_kind == "adb" and artifact.runtime == "litert":
-            from edgekit.bench.android import run_on_device
-
             record = run_on_device(artifact, config, threads)
             record["threads"] = threads
             for _ in range(per_job + (1 if outputs else 0)):
                 report_step(label)
         else:
             spec = {"slug": _slug(f"{artifact.name}-{threads}"), "name": artifact.name,
-                    "runtime": artifact.runtime, "path": artifact.path,
-                    "options": config.runtime_options(threads).to_dict(),
+                    "runtime": artifact.runtime, "runtime_module": runtime_module(artifact.runtime),
+                    "path": artifact.path,
+                    "options": config.runtime_values(threads),
                     "timing": config.timing.to_dict(), "batches": list(config.batches),
                     "concurrency": list(config.concurrency) if artifact.runtime == "triton" else [1],
                     "x": x_path, "outputs": outputs, "dataset": subject.dataset,
@@ -199,9 +209,6 @@ def _measure_all(subjects: list[Subject], config: BenchConfig, work: Path, progr
                 if event.get("event") == "step":
                     steps[0] += 1
                     report_step(f"{label}: {event.get('label', '')}")
-
-            from edgekit.bench.isolation import run_isolated
-            from edgekit.bench.load_worker import LOAD_WORKER
 
             record = run_isolated(spec, work, config.timeout, on_event,
                                   command=LOAD_WORKER if artifact.runtime == "triton" else None)
@@ -266,9 +273,6 @@ def _plain_run(record: dict) -> dict:
 
 def _inputs(subject: Subject, config: BenchConfig, work: Path) -> tuple[str, np.ndarray]:
     """Write the subject's model-ready test inputs once; return their path and the labels."""
-    from edgekit.data import load_dataset
-    from edgekit.data.contract import InputContract, resolve_contract
-
     if not subject.dataset:
         raise OptionError(f"{subject.name}: no dataset in its manifest; pass --dataset")
     dataset = load_dataset(subject.dataset, data_dir=subject.data_dir)
@@ -299,9 +303,6 @@ def _add_triton(subjects: list[Subject], config: BenchConfig) -> list[Subject]:
     the model served as ``<model>-nobatch`` (:func:`edgekit.formats.triton.add_unbatched_variant`)
     is measured beside it; both must be ready, and only the first may batch dynamically.
     """
-    from edgekit.formats.triton import unbatched_name
-    from edgekit.runtimes.triton import split_target
-
     url, model = split_target(config.target)
     scheme, _, address = url.partition("://")
     protocols = config.protocols if scheme.lower() == "triton" else (scheme.lower(),)
@@ -324,8 +325,9 @@ def _add_triton(subjects: list[Subject], config: BenchConfig) -> list[Subject]:
                                     data_dir=config.data_dir, preprocessing=None,
                                     contract=_served_contract(full, served),
                                     contract_from=f"the served config of {served!r}"))
+        triton = RUNTIMES.get("triton")
         for name, served_name in variants:
-            subjects[0].artifacts.append(Artifact(name=name, format="triton", runtime="triton",
+            subjects[0].artifacts.append(Artifact(name=name, format=triton.format, runtime=triton.name,
                                                   path=f"{full}#{served_name}", precision=None,
                                                   subject=subjects[0].name))
     return subjects
@@ -333,15 +335,8 @@ def _add_triton(subjects: list[Subject], config: BenchConfig) -> list[Subject]:
 
 def _served_contract(url: str, model: str) -> dict | None:
     """The input contract export wrote into the served config (``edgekit_preprocessing``)."""
-    import json
-
-    from edgekit.data.base import Preprocessing
-    from edgekit.data.contract import MANIFEST, InputContract
-    from edgekit.runtimes.triton_client import TritonClient
-    from edgekit.formats.triton import PREPROCESSING_PARAMETER
-
-    with TritonClient(url) as client:
-        entry = (client.config(model).get("parameters") or {}).get(PREPROCESSING_PARAMETER)
+    with RUNTIMES.get("triton").load(f"{url}#{model}") as runtime:
+        entry = (runtime.served_config().get("parameters") or {}).get(PREPROCESSING_PARAMETER)
     text = entry.get("string_value", "") if isinstance(entry, dict) else (entry or "")
     try:
         values = json.loads(text)
@@ -363,10 +358,6 @@ def _address(address: str, protocol: str, config: BenchConfig) -> str:
 
 def _batched_model(url: str) -> str | None:
     """The only ready model that is not a ``-nobatch`` variant (None: let the runtime explain)."""
-    from edgekit.formats.triton import UNBATCHED_SUFFIX
-    from edgekit.runtimes.triton_client import TritonClient
-    from edgekit.errors import ServeError
-
     try:
         with TritonClient(url, timeout=5) as client:
             ready = {entry["name"] for entry in client.models() if entry.get("state") == "READY"}
@@ -378,20 +369,28 @@ def _batched_model(url: str) -> str | None:
 
 def _served_model(url: str, model: str | None, expect_batching: bool | None = None,
                   batched: str | None = None) -> str:
-    """The served model's name, after checking it is there (fails within seconds if not)."""
-    from edgekit.runtimes.triton import TritonModel
-    from edgekit.errors import InferenceError
+    """The served model's name, after checking it is there (fails within seconds if not).
 
+    The triton runtime's messages name ``--url`` / ``--model``; here they name what a benchmark
+    takes: ``--target URL#MODEL``, ``--protocol`` and ``--grpc-port``.
+    """
+    target = f"{url}#{model}" if model else url
     try:
-        runtime = TritonModel(url, model=model)
-    except InferenceError as error:
-        if batched is None:
-            raise
-        raise OptionError(
-            f"--compare-batching measures {model!r} beside {batched!r}, but Triton at {url} does "
-            f"not serve it ({error}). Add it to the repository and serve again: python -c "
-            f"\"from edgekit.formats.triton import add_unbatched_variant; "
-            f"add_unbatched_variant('triton_repo', '{batched}')\"") from None
+        runtime = RUNTIMES.get("triton").load(target)
+    except (InferenceError, OptionError) as error:
+        if batched is not None:
+            raise OptionError(
+                f"--compare-batching measures {model!r} beside {batched!r}, but Triton at {url} "
+                f"does not serve it ({error}). Add it to the repository and serve again: python -c "
+                f"\"from edgekit.formats.triton import add_unbatched_variant; "
+                f"add_unbatched_variant('triton_repo', '{batched}')\"") from error
+        if isinstance(error, OptionError) and "pass --model NAME" in str(error):
+            raise OptionError(str(error).replace(
+                "pass --model NAME", f"name one in the target: {url}#NAME")) from error
+        raise
+    except ServeError as error:
+        raise ServeError(str(error).replace("check --url and --protocol",
+                                            "check --target, --protocol and --grpc-port")) from error
     try:
         if expect_batching is not None and runtime.dynamic_batching != expect_batching:
             raise OptionError(

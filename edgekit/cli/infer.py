@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import click
 
+from edgekit.errors import OptionError
+from edgekit.runtimes import RUNTIMES
 from edgekit.runtimes.triton_client import PROTOCOLS
+from edgekit.serve.inputs import load_batch, resolve_preprocessing
 
 
 @click.command("infer")
@@ -33,28 +36,17 @@ def infer_command(inputs, url, protocol, model, model_version, top_k, preprocess
       edgekit infer --url grpc://127.0.0.1:8001 --model cnn -k 3 samples.npy
       edgekit infer shoe.png --preprocess models/cnn-fashion_mnist
     """
-    import numpy as np
-    from tritonclient.utils import triton_to_np_dtype
-
-    from edgekit.errors import OptionError
-    from edgekit.runtimes.triton_client import TritonClient
-    from edgekit.serve.inputs import load_batch, resolve_preprocessing
-
     if top_k < 1:
         raise OptionError(f"--top-k must be >= 1; received {top_k}")
-    with TritonClient(url, protocol=protocol, timeout=timeout) as client:
-        name = client.choose_model(model)
-        client.check_version(name, model_version)
-        metadata = client.metadata(name, model_version)
-        if len(metadata["inputs"]) != 1:
-            raise OptionError(f"model {name!r} has {len(metadata['inputs'])} inputs; edgekit infer sends one")
-        tensor = metadata["inputs"][0]
-        shape, dtype = tensor["shape"][1:], np.dtype(triton_to_np_dtype(tensor["datatype"])).name
-        resolved = resolve_preprocessing(preprocess, client.config(name, model_version))
-        click.echo(f"model {name} at {client.url}; preprocessing: {_describe(resolved)}")
+    target = f"{url}#{model}" if model else url
+    with RUNTIMES.get("triton").load(target, protocol=protocol, timeout=timeout,
+                                     version=model_version) as runtime:
+        shape, dtype = list(runtime.input_shape), runtime.input_dtype
+        resolved = resolve_preprocessing(preprocess, runtime.served_config())
+        click.echo(f"model {runtime.model} at {runtime.url}; preprocessing: {_describe(resolved)}")
         for path in inputs:
             batch = load_batch(path, shape, dtype, resolved)
-            rows = client.classify(name, batch, top_k=top_k, version=model_version)
+            rows = runtime.classify(batch, top_k=top_k)
             for index, row in enumerate(rows):
                 click.echo(path if len(rows) == 1 else f"{path} [{index}]")
                 for rank, entry in enumerate(row, 1):

@@ -17,12 +17,42 @@ from pathlib import Path
 
 import numpy as np
 
+from edgekit._compat import tensorflow, tfmot
 from edgekit.errors import DataError, ModelError
+from edgekit.models.fileinfo import read_model_info
+from edgekit.models.loading import is_quantization_aware_file, load_model_file
+from edgekit.options import Option
+from edgekit.runtimes.base import NUM_THREADS, Runtime
 
 EXPECTED = "a .keras / .h5 file or a SavedModel folder written by tf-keras (edgekit train / compress)"
+KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
+# Writers of model files (read_model_info) that Keras 3 itself must run.
+KERAS3_WRITERS = ("keras3", "tensorflow")
+# Shared with every command that loads a model file (--custom-objects, --unsafe-deserialization);
+# not repeated on the benchmark's command line.
+CUSTOM_OBJECTS = Option("custom_objects", str, None, "the module defining the model's custom "
+                        "layers (a .py file or a module name)", cli=False)
+UNSAFE_DESERIALIZATION = Option("unsafe_deserialization", bool, False, "let a model file you "
+                                "trust run the Python code it holds", cli=False)
 
 
-class KerasModel:
+def is_keras_artifact(path: str | os.PathLike) -> bool:
+    """A .keras / .h5 / .hdf5 file, or a SavedModel folder."""
+    path = Path(path)
+    if path.is_dir():
+        return (path / "saved_model.pb").is_file()
+    return path.suffix.lower() in KERAS_SUFFIXES
+
+
+def written_by_keras3(path: str | os.PathLike) -> bool:
+    """True for a Keras 3 file (or a Keras-less SavedModel), read without TensorFlow."""
+    try:
+        return read_model_info(path).writer in KERAS3_WRITERS
+    except ModelError:
+        return False  # unreadable: loading it says why
+
+
+class KerasModel(Runtime):
     """A tf-keras model behind the runtime interface (``load``, ``run``, ``describe``).
 
     Args:
@@ -33,10 +63,12 @@ class KerasModel:
     """
 
     name = "keras"
+    format = "keras"
+    suffixes = KERAS_SUFFIXES
+    options = (NUM_THREADS, CUSTOM_OBJECTS, UNSAFE_DESERIALIZATION)
+    libraries = ("tensorflow", "tf-keras")
 
     def __init__(self, model, num_threads: int | None = None, source: str = "model"):
-        from edgekit._compat import tensorflow
-
         tf = tensorflow()
         self.model = model
         self.num_threads = num_threads
@@ -52,6 +84,15 @@ class KerasModel:
                                      input_signature=[signature])
 
     @classmethod
+    def accepts(cls, path: str | os.PathLike) -> bool:
+        """A Keras file or SavedModel folder written by tf-keras (Keras 3's run as keras3)."""
+        return is_keras_artifact(path) and not written_by_keras3(path)
+
+    @classmethod
+    def import_library(cls) -> None:
+        tensorflow()
+
+    @classmethod
     def load(cls, path: str | os.PathLike, num_threads: int | None = None, custom_objects=None,
              unsafe_deserialization: bool | None = None) -> "KerasModel":
         """Load a model file; ModelError for a missing or unreadable one.
@@ -59,8 +100,6 @@ class KerasModel:
         ``custom_objects`` / ``unsafe_deserialization`` as in
         :func:`edgekit.models.load_model_file` (None: what the folder's manifest recorded).
         """
-        from edgekit._compat import tensorflow
-
         path = Path(path)
         if not path.exists():
             raise ModelError(f"Keras model {str(path)!r} does not exist; expected {EXPECTED}")
@@ -71,24 +110,18 @@ class KerasModel:
                 tf.config.threading.set_inter_op_parallelism_threads(1)
             except RuntimeError:  # TensorFlow already ran an op: its thread pools are fixed
                 pass
-        from edgekit.models import load_model_file
-
         loading = {"custom_objects": custom_objects,
                    "unsafe_deserialization": unsafe_deserialization or None}
         try:
             model = load_model_file(path, **loading)
         except ModelError as first:
-            from edgekit.models.loading import is_quantization_aware_file
-
             if not is_quantization_aware_file(path):
                 raise
             try:  # a quantization-aware model loads only inside tfmot's scope
-                from edgekit._compat import tfmot
-
                 with tfmot().quantization.keras.quantize_scope():
                     model = load_model_file(path, **loading)
-            except Exception:  # noqa: BLE001  (the first error says what is wrong)
-                raise first from None
+            except Exception as second:  # noqa: BLE001  (the first error says what is wrong)
+                raise first from second
         return cls(model, num_threads=num_threads, source=repr(str(path)))
 
     @property
@@ -122,10 +155,8 @@ class KerasModel:
             return np.zeros((0, *self.model.output_shape[1:]), dtype=np.float32)
         return np.concatenate(outputs).astype(np.float32, copy=False)
 
-    def prepare(self, batch: np.ndarray):
-        """A zero-argument call running one inference on ``batch`` (converted once, up front)."""
-        from edgekit._compat import tensorflow
-
+    def prepared_call(self, batch: np.ndarray):
+        """The compiled function on ``batch``, converted to a tensor once, up front."""
         tensor = tensorflow().convert_to_tensor(np.asarray(batch, dtype=np.float32))
         function = self._function
-        return lambda: function(tensor).numpy()
+        return (lambda: function(tensor).numpy()), "tf.function call on a prepared tensor"

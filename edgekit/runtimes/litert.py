@@ -17,62 +17,73 @@ from pathlib import Path
 
 import numpy as np
 
-from edgekit.errors import DataError, ModelError
+from edgekit._compat import quiet_native_logs
+from edgekit.errors import DataError, ModelError, OptionError, first_line
+from edgekit.options import Option
+from edgekit.runtimes.base import NUM_THREADS, Runtime
 
 EXPECTED = "a .tflite flatbuffer written by the TFLite converter (edgekit compress / export)"
+XNNPACK = Option("xnnpack", bool, True, "LiteRT with its XNNPACK delegate (the default) or with "
+                 "its builtin kernels only (--no-xnnpack)")
 
 
-class LiteRTModel:
-    """One .tflite model in a LiteRT interpreter (XNNPACK on, as LiteRT ships it).
+class LiteRTModel(Runtime):
+    """One .tflite model in a LiteRT interpreter (XNNPACK on, as LiteRT ships it, unless turned off).
 
     Args:
         content: the flatbuffer's bytes.
         num_threads: interpreter threads; None lets LiteRT choose.
         source: how messages name the model (its path).
+        xnnpack: False runs LiteRT's builtin kernels only (no default delegate).
 
     Raises:
         ModelError: for bytes that are not a valid, loadable TFLite model.
     """
 
     name = "litert"
+    format = "tflite"
+    suffixes = (".tflite",)
+    options = (NUM_THREADS, XNNPACK)
+    libraries = ("ai-edge-litert",)
+    modules = ("ai_edge_litert.interpreter",)
 
-    def __init__(self, content: bytes, num_threads: int | None = None, source: str = "model"):
-        from ai_edge_litert.interpreter import Interpreter
-
-        from edgekit._compat import quiet_native_logs
+    def __init__(self, content: bytes, num_threads: int | None = None, source: str = "model",
+                 xnnpack: bool = True):
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType  # lazy: a heavy library
 
         self.source = source
         self.num_threads = num_threads
+        self.xnnpack = bool(xnnpack)
         if not content:
             raise ModelError(f"TFLite model {source} is empty; expected {EXPECTED}; export it again")
+        resolver = OpResolverType.AUTO if self.xnnpack else \
+            OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
         try:
             with quiet_native_logs():
                 self._interpreter = Interpreter(model_content=bytes(content),
-                                                num_threads=num_threads)
+                                                num_threads=num_threads,
+                                                experimental_op_resolver_type=resolver)
                 self._interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as error:
-            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise ModelError(
-                f"cannot load TFLite model {source}: {reason}; expected {EXPECTED}; the file may be "
-                "truncated or corrupt, export it again"
-            ) from None
-        inputs, outputs = self._interpreter.get_input_details(), self._interpreter.get_output_details()
-        if len(inputs) != 1 or len(outputs) != 1:
-            raise ModelError(
-                f"TFLite model {source} has {len(inputs)} inputs and {len(outputs)} outputs; "
-                "edgekit runs single-input single-output classifiers"
-            )
-        self._input, self._output = inputs[0], outputs[0]
+                f"cannot load TFLite model {source}: {first_line(error)}; expected {EXPECTED}; "
+                "the file may be truncated or corrupt, export it again"
+            ) from error
+        self._inputs = self._interpreter.get_input_details()
+        self._outputs = self._interpreter.get_output_details()
+        self._input, self._output = self._inputs[0], self._outputs[0]
         self._batch = None if self._input["shape_signature"][0] == -1 else int(self._input["shape"][0])
         self._resized_to = int(self._input["shape"][0])
 
     @classmethod
-    def load(cls, path: str | os.PathLike, num_threads: int | None = None) -> "LiteRTModel":
+    def load(cls, path: str | os.PathLike, num_threads: int | None = None,
+             xnnpack: bool = True) -> "LiteRTModel":
         """Load a .tflite file; ModelError for a missing, empty, truncated or corrupt one."""
         path = Path(path)
         if not path.is_file():
             raise ModelError(f"TFLite model {str(path)!r} does not exist; expected {EXPECTED}")
-        return cls(path.read_bytes(), num_threads=num_threads, source=repr(str(path)))
+        return cls(path.read_bytes(), num_threads=num_threads, source=repr(str(path)),
+                   xnnpack=xnnpack)
 
     @property
     def input_shape(self) -> tuple:
@@ -88,9 +99,15 @@ class LiteRTModel:
         return np.dtype(self._output["dtype"]).name
 
     def describe(self) -> dict:
-        """Input and output tensors: name, shape (-1 = any batch), dtype and quantization."""
-        return {"runtime": self.name, "num_threads": self.num_threads,
-                "input": _tensor_summary(self._input), "output": _tensor_summary(self._output)}
+        """Input and output tensors: name, shape (-1 = any batch), dtype and quantization.
+
+        ``input`` / ``output`` are the first ones; ``inputs`` / ``outputs`` list every tensor
+        (a model with several loads and describes; only running it needs one of each).
+        """
+        return {"runtime": self.name, "num_threads": self.num_threads, "xnnpack": self.xnnpack,
+                "input": _tensor_summary(self._input), "output": _tensor_summary(self._output),
+                "inputs": [_tensor_summary(tensor) for tensor in self._inputs],
+                "outputs": [_tensor_summary(tensor) for tensor in self._outputs]}
 
     def run(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """Float32 outputs for float32 model-ready inputs ``(N, *input_shape)``.
@@ -100,7 +117,9 @@ class LiteRTModel:
 
         Raises:
             DataError: when the samples' shape does not match the model's input.
+            ModelError: for a model with more than one input or output.
         """
+        self._check_single_input_output()
         x = np.asarray(x, dtype=np.float32)
         if x.ndim != len(self._input["shape"]) or tuple(x.shape[1:]) != self.input_shape:
             raise DataError(
@@ -114,13 +133,39 @@ class LiteRTModel:
             return np.zeros((0, *self._output["shape"][1:]), dtype=np.float32)
         return np.concatenate(outputs)
 
-    def _invoke(self, chunk: np.ndarray) -> np.ndarray:
-        count = len(chunk)
+    def prepared_call(self, batch: np.ndarray):
+        """``interpreter.invoke()`` with ``batch`` set as the input once (as benchmark_model times).
+
+        Raises:
+            OptionError: for a model with a fixed batch other than ``len(batch)``.
+        """
+        self._check_single_input_output()
+        if self._batch is not None and len(batch) != self._batch:
+            raise OptionError(f"this TFLite model has a fixed batch of {self._batch}; received "
+                              f"--batch {len(batch)}; use --batch {self._batch}")
+        self._resize(len(batch))
+        self._interpreter.set_tensor(self._input["index"],
+                                     quantize(np.asarray(batch, np.float32), self._input))
+        return self._interpreter.invoke, "interpreter.invoke() with inputs set once"
+
+    def _check_single_input_output(self) -> None:
+        if len(self._inputs) != 1 or len(self._outputs) != 1:
+            raise ModelError(
+                f"TFLite model {self.source} has {len(self._inputs)} inputs and "
+                f"{len(self._outputs)} outputs; edgekit runs single-input single-output classifiers"
+            )
+
+    def _resize(self, count: int) -> None:
         if self._batch is None and count != self._resized_to:
             self._interpreter.resize_tensor_input(self._input["index"], [count, *self.input_shape])
             self._interpreter.allocate_tensors()
             self._resized_to = count
-        elif self._batch is not None and count < self._batch:
+
+    def _invoke(self, chunk: np.ndarray) -> np.ndarray:
+        count = len(chunk)
+        if self._batch is None:
+            self._resize(count)
+        elif count < self._batch:
             padding = np.zeros((self._batch - count, *chunk.shape[1:]), dtype=np.float32)
             chunk = np.concatenate([chunk, padding])
         # Stateful kernels (UNIDIRECTIONAL_SEQUENCE_LSTM) keep their state in variable tensors

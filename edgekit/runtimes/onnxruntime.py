@@ -19,17 +19,25 @@ from pathlib import Path
 
 import numpy as np
 
-from edgekit.errors import DataError, ModelError, first_line
+from edgekit.errors import DataError, ModelError, OptionError, first_line
+from edgekit.options import Option
+from edgekit.runtimes.base import NUM_THREADS, Runtime
 
 EXPECTED = "an .onnx file written by tf2onnx or edgekit export"
+OPTIMIZATION_LEVELS = ("disable", "basic", "extended", "all")
+CPU_PROVIDER = "CPUExecutionProvider"
+ORT_OPTIMIZATION = Option("ort_optimization", str, "all", "ONNX Runtime graph optimization level",
+                          choices=OPTIMIZATION_LEVELS)
+ORT_PROVIDER = Option("ort_provider", str, CPU_PROVIDER, "ONNX Runtime execution provider",
+                      example=CPU_PROVIDER)
 
 # ONNX TensorProto element types -> numpy dtype names (the ones a classifier can use).
 ONNX_DTYPES = {1: "float32", 2: "uint8", 3: "int8", 5: "int16", 6: "int32", 7: "int64",
                9: "bool", 10: "float16", 11: "float64", 16: "bfloat16"}
 
 
-class OnnxRuntimeModel:
-    """An .onnx file loaded into an ONNX Runtime CPU session.
+class OnnxRuntimeModel(Runtime):
+    """An .onnx file loaded into an ONNX Runtime session (CPU unless another provider is chosen).
 
     Args:
         path: the .onnx file.
@@ -42,13 +50,19 @@ class OnnxRuntimeModel:
     """
 
     name = "onnxruntime"
+    format = "onnx"
+    suffixes = (".onnx",)
+    options = (NUM_THREADS, ORT_OPTIMIZATION, ORT_PROVIDER)
+    libraries = ("onnxruntime",)
+    modules = ("onnxruntime",)
 
     def __init__(self, path: str | os.PathLike, num_threads: int | None = None,
-                 optimization: str = "all", providers: tuple[str, ...] = ("CPUExecutionProvider",)):
-        import onnxruntime
+                 optimization: str = "all", providers: tuple[str, ...] = (CPU_PROVIDER,)):
+        import onnxruntime  # lazy: a heavy library
 
         self.num_threads = num_threads
         self.path = Path(path)
+        self.providers = tuple(providers)
         if not self.path.is_file():
             raise ModelError(f"ONNX file {str(path)!r} does not exist; expected {EXPECTED}")
         levels = {"disable": onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL,
@@ -58,6 +72,7 @@ class OnnxRuntimeModel:
         if optimization not in levels:
             raise ModelError(f"unknown optimization level {optimization!r}; expected one of: "
                              f"{', '.join(levels)}")
+        self.optimization = optimization
         options = onnxruntime.SessionOptions()
         options.graph_optimization_level = levels[optimization]
         options.log_severity_level = 3  # errors only: warnings about unused initializers are noise
@@ -70,14 +85,20 @@ class OnnxRuntimeModel:
             raise ModelError(
                 f"ONNX Runtime cannot load {str(path)!r}: {first_line(error)}; expected "
                 f"{EXPECTED}; export it again"
-            ) from None
+            ) from error
         self.input = self.session.get_inputs()[0]
         self.outputs = self.session.get_outputs()
 
     @classmethod
-    def load(cls, path: str | os.PathLike, num_threads: int | None = None) -> "OnnxRuntimeModel":
-        """Load an .onnx file; ModelError for a missing, truncated or corrupt one."""
-        return cls(path, num_threads=num_threads)
+    def load(cls, path: str | os.PathLike, num_threads: int | None = None,
+             ort_optimization: str = "all", ort_provider: str = CPU_PROVIDER) -> "OnnxRuntimeModel":
+        """Load an .onnx file; ModelError for a missing, truncated or corrupt one.
+
+        Raises:
+            OptionError: for an execution provider this ONNX Runtime does not have.
+        """
+        return cls(path, num_threads=num_threads, optimization=ort_optimization,
+                   providers=_providers(ort_provider))
 
     def run(self, batch: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """The first output for float32 model-ready samples, as float32 (fp16 is widened).
@@ -105,16 +126,35 @@ class OnnxRuntimeModel:
                                                 {self.input.name: batch[start:start + step]})[0])
             except Exception as error:  # noqa: BLE001
                 raise ModelError(f"ONNX Runtime failed to run {self.path.name}: "
-                                 f"{first_line(error)}") from None
+                                 f"{first_line(error)}") from error
         if not results:
             return np.zeros((0, *[d if isinstance(d, int) else 0 for d in self.outputs[0].shape[1:]]),
                             dtype=np.float32)
         return np.concatenate(results).astype(np.float32, copy=False)
 
+    def prepared_call(self, batch: np.ndarray):
+        """``session.run`` on a feed prepared once (the input converted to the model's dtype)."""
+        dtype = np.float16 if _dtype_of(self.input.type) == "float16" else np.float32
+        feed = {self.input.name: np.ascontiguousarray(batch, dtype=dtype)}
+        names, session = [self.outputs[0].name], self.session
+        return (lambda: session.run(names, feed)), "session.run() with a prepared feed"
+
     def describe(self) -> dict:
         """Input and output tensors (name, shape with -1 for a dynamic axis, dtype)."""
         return {"runtime": self.name, "num_threads": self.num_threads,
+                "optimization": self.optimization, "providers": list(self.providers),
                 "input": _session_tensor(self.input), "output": _session_tensor(self.outputs[0])}
+
+
+def _providers(provider: str) -> tuple[str, ...]:
+    """``provider`` first, then the CPU (OptionError when this ONNX Runtime lacks it)."""
+    import onnxruntime  # lazy: a heavy library
+
+    available = onnxruntime.get_available_providers()
+    if provider not in available:
+        raise OptionError(f"ONNX Runtime execution provider {provider!r} is not available here; "
+                          f"expected one of: {', '.join(available)}")
+    return (provider,) if provider == CPU_PROVIDER else (provider, CPU_PROVIDER)
 
 
 def describe_onnx_model(proto, path: str | os.PathLike | None = None) -> dict:
@@ -148,7 +188,7 @@ def describe_onnx_model(proto, path: str | os.PathLike | None = None) -> dict:
 
 def _io_quantization(graph, summary: dict) -> dict:
     """Scale / zero point of the QuantizeLinear fed by each graph input (QDQ models)."""
-    from onnx import numpy_helper
+    from onnx import numpy_helper  # lazy: a heavy library
 
     constants = {tensor.name: numpy_helper.to_array(tensor) for tensor in graph.initializer}
     for node in graph.node:

@@ -13,11 +13,16 @@ Example:
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
-from edgekit.errors import DataError, OptionError
+from edgekit.errors import DataError, ServeError
+from edgekit.runtimes.base import Runtime
+from edgekit.runtimes.triton_client import Classification, TritonClient
 
 CONNECT_TIMEOUT_SECONDS = 5.0
+SCHEMES = ("triton://", "http://", "grpc://")
 
 
 def split_target(target: str) -> tuple[str, str | None]:
@@ -26,45 +31,45 @@ def split_target(target: str) -> tuple[str, str | None]:
     return url, (model or None)
 
 
-class TritonModel:
+class TritonModel(Runtime):
     """One model on a Triton server behind the runtime interface (``load``, ``run``, ``describe``).
 
     Args:
-        url: ``triton://HOST:PORT``, ``http://HOST:PORT`` or ``grpc://HOST:PORT``.
+        url: ``triton://HOST:PORT``, ``http://HOST:PORT``, ``grpc://HOST:PORT`` or ``HOST:PORT``.
         model: the served model's name; None picks the server's only ready model.
-        protocol: "http" or "grpc" for a ``triton://`` URL (default http).
+        protocol: "http" or "grpc" for a URL that does not say (default http).
         timeout: seconds to connect and to wait for each answer.
+        version: the model version; "" lets the server's version policy choose.
 
     Raises:
-        ServeError: when the server cannot be reached or is not ready (within ``timeout``).
+        ServeError: when the server cannot be reached or the model is not ready (within
+            ``timeout``).
+        OptionError: for a model or version the server does not have, naming the ones it has.
     """
 
     name = "triton"
+    format = "triton"
+    options = ()  # the server owns its threads and its backends' settings
+    libraries = ("tritonclient",)
+    modules = ("tritonclient.http",)
 
     def __init__(self, url: str, model: str | None = None, protocol: str | None = None,
-                 timeout: float = CONNECT_TIMEOUT_SECONDS):
-        from edgekit.runtimes.triton_client import TritonClient
-        from edgekit.errors import ServeError
-
+                 timeout: float = CONNECT_TIMEOUT_SECONDS, version: str = ""):
         self.client = TritonClient(url, protocol=protocol, timeout=timeout)
         self.url = self.client.url
-        try:
-            self.client.check_ready()
-        except ServeError as error:
-            raise ServeError(str(error).replace("check --url and --protocol",
-                                                "check --target, --protocol and --grpc-port")) from None
-        try:
-            self.model = self.client.choose_model(model)
-        except OptionError as error:
-            raise OptionError(str(error).replace(
-                "pass --model NAME", f"name one in the target: {self.url}#NAME")) from None
-        metadata = self.client.metadata(self.model)
+        self.model = self.client.choose_model(model)
+        self.version = str(version or "")
+        self.client.check_version(self.model, self.version)
+        if not self.client.is_model_ready(self.model, self.version):
+            raise ServeError(f"model {self.model!r} at {self.url} is not ready (still loading, or "
+                             "it failed to load); see the server log")
+        metadata = self.client.metadata(self.model, self.version)
         if len(metadata["inputs"]) != 1:
             raise DataError(f"Triton model {self.model!r} has {len(metadata['inputs'])} inputs; "
-                            "edgekit benchmarks single-input classifiers")
+                            "edgekit runs single-input classifiers")
         self._input = metadata["inputs"][0]
         self._output = metadata["outputs"][0]
-        config = self.client.config(self.model)
+        config = self.served_config()
         self.max_batch_size = int(config.get("max_batch_size", 0) or 0)
         self.dynamic_batching = "dynamic_batching" in config
         self.instances = sum(int(group.get("count", 1) or 1)
@@ -72,10 +77,16 @@ class TritonModel:
         self.num_threads = None
 
     @classmethod
-    def load(cls, path: str, num_threads: int | None = None) -> "TritonModel":
-        """Connect to ``URL#MODEL``; ``num_threads`` is ignored (the server owns its threads)."""
+    def accepts(cls, path: str | os.PathLike) -> bool:
+        """A URL (``triton://``, ``http://``, ``grpc://``), optionally with ``#MODEL``."""
+        return str(path).lower().startswith(SCHEMES)
+
+    @classmethod
+    def load(cls, path: str, protocol: str | None = None, timeout: float = CONNECT_TIMEOUT_SECONDS,
+             version: str = "") -> "TritonModel":
+        """Connect to ``URL#MODEL`` (no ``#MODEL``: the server's only ready model)."""
         url, model = split_target(str(path))
-        return cls(url, model=model)
+        return cls(url, model=model, protocol=protocol, timeout=timeout, version=version)
 
     @property
     def input_shape(self) -> tuple:
@@ -84,18 +95,23 @@ class TritonModel:
 
     @property
     def input_dtype(self) -> str:
-        from tritonclient.utils import triton_to_np_dtype
+        from tritonclient.utils import triton_to_np_dtype  # lazy: a heavy library
 
         return np.dtype(triton_to_np_dtype(self._input["datatype"])).name
 
     def describe(self) -> dict:
         return {"runtime": self.name, "url": self.url, "model": self.model,
+                "version": self.version or None,
                 "protocol": self.client.protocol, "max_batch_size": self.max_batch_size,
                 "dynamic_batching": self.dynamic_batching, "instances": self.instances,
                 "input": {"name": self._input["name"], "shape": list(self._input["shape"]),
                           "dtype": self.input_dtype, "quantization": None},
                 "output": {"name": self._output["name"], "shape": list(self._output["shape"]),
                            "dtype": self._output["datatype"], "quantization": None}}
+
+    def served_config(self) -> dict:
+        """The model's config as the server holds it (JSON: parameters, batching, instances)."""
+        return self.client.config(self.model, self.version)
 
     def run(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """Float32 outputs, sent in requests of at most the model's ``max_batch_size``."""
@@ -109,21 +125,33 @@ class TritonModel:
         return np.concatenate(outputs).astype(np.float32, copy=False) if outputs else \
             np.zeros((0, 0), dtype=np.float32)
 
+    def classify(self, batch: np.ndarray, top_k: int = 5) -> list[list[Classification]]:
+        """Top-k classes per sample from Triton's classification extension, with the labels of
+        the model's labels file."""
+        batch = np.ascontiguousarray(batch, dtype=self.input_dtype)
+        if self.max_batch_size:
+            return self.client.classify(self.model, batch, top_k=top_k, version=self.version)
+        return [row for sample in batch  # a model without batching takes one sample per request
+                for row in self.client.classify(self.model, sample, top_k=top_k,
+                                                version=self.version)]
+
     def _infer(self, batch: np.ndarray) -> np.ndarray:
         name = self._output["name"]
+        inputs = {self._input["name"]: batch}
         if not self.max_batch_size:  # a model without batching takes one sample per request
             return np.stack([self.client.infer(self.model, {self._input["name"]: sample},
-                                               outputs=[name])[name] for sample in batch])
-        return self.client.infer(self.model, {self._input["name"]: batch}, outputs=[name])[name]
+                                               version=self.version, outputs=[name])[name]
+                             for sample in batch])
+        return self.client.infer(self.model, inputs, version=self.version, outputs=[name])[name]
 
-    def prepare(self, batch: np.ndarray):
-        """A zero-argument call sending one request with ``batch`` (the whole round trip)."""
+    def prepared_call(self, batch: np.ndarray):
+        """One request with ``batch`` (the whole round trip)."""
         batch = np.ascontiguousarray(batch, dtype=self.input_dtype)
-        return lambda: self._infer(batch)
+        return (lambda: self._infer(batch)), "one request, client round trip"
 
     def statistics(self) -> dict:
         """Triton's cumulative statistics for this model (counts; queue and compute times, ns)."""
-        stats = self.client.statistics(self.model)
+        stats = self.client.statistics(self.model, self.version)
         return stats[0] if stats else {}
 
     def close(self) -> None:

@@ -13,13 +13,13 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import http.client
 from dataclasses import dataclass
 from typing import Iterator
 
 import numpy as np
 
-from edgekit.errors import OptionError
-from edgekit.errors import InferenceError, ServeError
+from edgekit.errors import InferenceError, OptionError, ServeError
 
 PROTOCOLS = ("http", "grpc")
 DEFAULT_PORTS = {"http": 8000, "grpc": 8001}
@@ -79,13 +79,13 @@ class TritonClient:
         self.url = f"{self.protocol}://{self.address}"
         self.timeout = float(timeout)
         if self.protocol == "http":
-            import tritonclient.http as module
+            import tritonclient.http as module  # lazy: a heavy library
 
             self._client = module.InferenceServerClient(
                 self.address, connection_timeout=self.timeout, network_timeout=self.timeout)
             self._call = {}
         else:
-            import tritonclient.grpc as module
+            import tritonclient.grpc as module  # lazy: a heavy library
 
             self._client = module.InferenceServerClient(self.address)
             self._call = {"client_timeout": self.timeout}
@@ -95,7 +95,7 @@ class TritonClient:
     # Errors ------------------------------------------------------------------------------------
     @contextlib.contextmanager
     def _errors(self, action: str) -> Iterator[None]:
-        from tritonclient.utils import InferenceServerException
+        from tritonclient.utils import InferenceServerException  # lazy: a heavy library
 
         try:
             yield
@@ -104,13 +104,11 @@ class TritonClient:
             message = message.replace("[request id: <id_unknown>] ", "")
             status = str(error.status() or "")
             if _looks_unreachable(message, status) and not self._answers():
-                raise self._unreachable(message) from None
-            raise InferenceError(f"Triton at {self.url} refused {action}: {message}") from None
+                raise self._unreachable(message) from error
+            raise InferenceError(f"Triton at {self.url} refused {action}: {message}") from error
         except (OSError, EOFError) as error:  # geventhttpclient raises socket errors as they are
-            raise self._unreachable(str(error) or type(error).__name__) from None
+            raise self._unreachable(str(error) or type(error).__name__) from error
         except Exception as error:  # noqa: BLE001
-            import http.client
-
             if not isinstance(error, http.client.HTTPException) and \
                     not (type(error).__module__ or "").startswith("geventhttpclient"):
                 raise
@@ -246,7 +244,7 @@ class TritonClient:
         return [[_classification(entry) for entry in row] for row in values]
 
     def _infer(self, model, version, inputs: dict, requested):
-        from tritonclient.utils import np_to_triton_dtype
+        from tritonclient.utils import np_to_triton_dtype  # lazy: a heavy library
 
         tensors = []
         for name, array in inputs.items():

@@ -29,10 +29,10 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.data.base import Preprocessing
+from edgekit.data.contract import parse_preprocess, record_of
 from edgekit.errors import DataError, OptionError
 from edgekit.formats.triton import PREPROCESSING_PARAMETER
-
-
+from edgekit.manifest import read_manifest
 
 
 @dataclass(frozen=True)
@@ -58,8 +58,6 @@ def resolve_preprocessing(spec: str, model_config: dict | None = None) -> Resolv
     Raises:
         OptionError: for a spec that is none of auto, none, KEY=VALUE numbers or a model folder.
     """
-    from edgekit.data.contract import parse_preprocess
-
     spec = (spec or "auto").strip()
     served = _from_config(model_config or {})
     raw = served[1] if served is not None else {}
@@ -89,15 +87,12 @@ def _from_config(config: dict) -> tuple[Preprocessing, dict] | None:
     try:
         values = json.loads(text)
         return Preprocessing.from_dict(values), dict(values.get("raw") or {})
-    except (ValueError, KeyError, TypeError, AttributeError):
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
         raise OptionError(f"the served config's {PREPROCESSING_PARAMETER} parameter is not JSON with scale, "
-                          f"mean and std ({text!r}); pass --preprocess explicitly") from None
+                          f"mean and std ({text!r}); pass --preprocess explicitly") from error
 
 
 def _from_manifest(path: Path):
-    from edgekit.data.contract import record_of
-    from edgekit.manifest import read_manifest
-
     manifest = read_manifest(path.parent if path.is_file() else path)
     contract = record_of(manifest)
     if contract is None:
@@ -144,7 +139,7 @@ def _read_npy(path: Path, input_shape: list[int]) -> np.ndarray:
     try:
         array = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as error:
-        raise DataError(f"cannot read {path} as a .npy array ({error}); save it with numpy.save") from None
+        raise DataError(f"cannot read {path} as a .npy array ({error}); save it with numpy.save") from error
     if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)
             or array.dtype == np.bool_):
         raise DataError(f"{path.name} holds {array.dtype} values; expected real numbers (raw "
@@ -169,7 +164,7 @@ def _fits(shape, expected) -> bool:
 
 
 def _read_image(path: Path, input_shape: list[int]) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, UnidentifiedImageError  # lazy: a heavy library, for images only
 
     if len(input_shape) != 3 or input_shape[-1] not in (1, 3) or -1 in input_shape[:2]:
         raise DataError(f"the model's input shape {input_shape} is not an image (H, W, 1 or 3); "
@@ -182,7 +177,7 @@ def _read_image(path: Path, input_shape: list[int]) -> np.ndarray:
                 image = image.resize((width, height), Image.Resampling.BILINEAR)
             pixels = np.asarray(image, dtype=np.float32)
     except (OSError, UnidentifiedImageError, ValueError) as error:
-        raise DataError(f"cannot read image {path} ({error}); expected a file Pillow can open") from None
+        raise DataError(f"cannot read image {path} ({error}); expected a file Pillow can open") from error
     if channels == 1:
         pixels = pixels[..., np.newaxis]
     return pixels

@@ -42,8 +42,9 @@ import sysconfig
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgekit.errors import RepositoryError
+from edgekit.errors import ModelError, RepositoryError, first_line
 from edgekit.formats.triton import ONNX_PREPROCESSING_KEY, PREPROCESSING_PARAMETER, read_model_config
+from edgekit.runtimes import RUNTIMES
 
 CONFIG_NAME = "config.pbtxt"
 ONNX_PLATFORMS = ("onnxruntime_onnx",)
@@ -250,12 +251,12 @@ def _python_backend_config(config, name: str, kind: str, model_file: str, notes:
 
 def _check_names(config, onnx_path: Path) -> dict:
     """Check the config's tensor names are the graph's (model.py feeds by name); return its metadata."""
-    import onnx
+    import onnx  # lazy: a heavy library
 
     try:
         proto = onnx.load(str(onnx_path), load_external_data=False)
     except Exception as error:  # onnx raises DecodeError and others for a corrupt file
-        raise RepositoryError(f"{onnx_path} is not a readable ONNX model ({error}); re-export it") from None
+        raise RepositoryError(f"{onnx_path} is not a readable ONNX model ({error}); re-export it") from error
     metadata = {entry.key: entry.value for entry in proto.metadata_props}
     graph = proto.graph
     initializers = {tensor.name for tensor in graph.initializer}
@@ -278,17 +279,15 @@ def _check_names(config, onnx_path: Path) -> dict:
 
 def _check_tflite(config, tflite_path: Path) -> dict:
     """Check LiteRT loads the file and it has as many inputs and outputs as the config lists."""
-    from ai_edge_litert.interpreter import Interpreter
-
     try:
-        interpreter = Interpreter(model_path=str(tflite_path))
-        interpreter.allocate_tensors()
-    except (ValueError, RuntimeError) as error:
-        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        with RUNTIMES.get("litert").load(tflite_path) as runtime:
+            described = runtime.describe()
+    except ModelError as error:
+        reason = first_line(error.__cause__ or error)  # LiteRT's own words, when it refused
         raise RepositoryError(f"{tflite_path} is not a TFLite model LiteRT can load ({reason}); "
-                              "convert it again") from None
-    for kind, declared, actual in (("input", config.input, interpreter.get_input_details()),
-                                   ("output", config.output, interpreter.get_output_details())):
+                              "convert it again") from error
+    for kind, declared in (("input", config.input), ("output", config.output)):
+        actual = described[f"{kind}s"]
         if len(declared) != len(actual):
             raise RepositoryError(
                 f"{tflite_path.parent.parent / CONFIG_NAME} lists {len(declared)} {kind}(s) but "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import stat
@@ -195,14 +196,108 @@ def test_adb_target_runs_benchmark_model_on_the_device_and_parses_it(model_folde
 def test_each_runtime_runs_the_tiny_model_and_its_prepared_call(model_folder, runtime, file,
                                                                 options):
     import edgekit
-    from edgekit.bench.engines import RuntimeOptions, open_runtime, prepared_call
+    from edgekit.runtimes import RUNTIMES
     from edgekit.runtimes.keras import KerasModel
 
     x, _ = edgekit.load_dataset("digits").preprocessed("test")
     reference = KerasModel.load(model_folder / "model.keras").run(x[:32])
-    opened = open_runtime(runtime, str(model_folder / file), RuntimeOptions(num_threads=1, **options))
+    opened = RUNTIMES.get(runtime).open(str(model_folder / file), {"num_threads": 1, **options})
     assert opened.describe()["input"]["shape"][1:] == [8, 8, 1]
     np.testing.assert_allclose(opened.run(x[:32]), reference, atol=1e-5)
-    call, timed = prepared_call(opened, x[:4])
+    call, timed = opened.prepared_call(x[:4])
     call()
     assert timed
+
+
+# --- speed of a compressed artifact against its fp32 sibling (issue 13) -------------------------
+
+def _mlp_onnx(path, widths: list[int], seed: int):
+    """An MLP as ONNX: input "input" [N, 8, 8, 1] -> widths[1:] (ReLU between) -> softmax."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    nodes = [helper.make_node("Reshape", ["input", "flat_shape"], ["h0"])]
+    weights = [numpy_helper.from_array(np.array([-1, widths[0]], np.int64), "flat_shape")]
+    for index, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:])):
+        weights += [numpy_helper.from_array(
+            (rng.normal(size=(fan_in, fan_out)) / np.sqrt(fan_in)).astype(np.float32), f"W{index}"),
+            numpy_helper.from_array(np.zeros(fan_out, np.float32), f"b{index}")]
+        nodes += [helper.make_node("MatMul", [f"h{index}", f"W{index}"], [f"m{index}"]),
+                  helper.make_node("Add", [f"m{index}", f"b{index}"], [f"a{index}"])]
+        last = index == len(widths) - 2
+        nodes.append(helper.make_node("Softmax" if last else "Relu", [f"a{index}"],
+                                      ["probabilities" if last else f"h{index + 1}"],
+                                      **({"axis": -1} if last else {})))
+    graph = helper.make_graph(
+        nodes, "mlp", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 8, 8, 1])],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", widths[-1]])],
+        weights)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def slower_int8(tmp_path_factory):
+    """A genuinely slower "compressed" sibling, measured for real: a small fp32 MLP, and a much
+    wider MLP quantized to int8 by ONNX Runtime (dynamic quantization), named as its int8 form.
+
+    Both run in ONNX Runtime, so bench compares the int8 file with the fp32 one; the int8 model
+    does ~1000x the arithmetic, so it is slower on any machine (the ratio is measured, not set).
+    """
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    folder = tmp_path_factory.mktemp("slower")
+    fp32 = _mlp_onnx(folder / "small_fp32.onnx", [64, 10], seed=0)
+    wide = _mlp_onnx(folder / "wide.onnx", [64, 1024, 1024, 1024, 10], seed=1)
+    int8 = folder / "wide_int8.onnx"
+    quantize_dynamic(str(wide), str(int8), weight_type=QuantType.QInt8)
+    return fp32, int8
+
+
+def test_bench_says_when_a_compressed_artifact_runs_slower_than_its_fp32_sibling(slower_int8,
+                                                                                 bench_cli,
+                                                                                 tmp_path):
+    fp32, int8 = slower_int8
+    output = tmp_path / "out"
+    result = bench_cli("bench", str(fp32), str(int8), "--dataset", "digits", "--preprocess", "none",
+                       *QUICK, "--output", str(output))
+    assert result.exit_code == 0, result.output
+    report = json.loads((output / "bench.json").read_text())
+    assert validate(report) == []
+    rows = {row["name"]: row for row in report["artifacts"]}
+    speedup = rows["wide_int8.onnx"]["speedup"]
+    measured = rows["small_fp32.onnx"]["metrics"]["p50_ms"] / rows["wide_int8.onnx"]["metrics"]["p50_ms"]
+    assert speedup["baseline"] == "small_fp32.onnx" and speedup["ratio"] == pytest.approx(measured)
+    assert (speedup["batch"], speedup["threads"]) == (1, 1) and speedup["ratio"] < 1
+    assert rows["wide_int8.onnx"]["metrics"]["speedup"] == speedup["ratio"]
+    assert "speedup" not in rows["small_fp32.onnx"]["metrics"]  # the baseline has no ratio
+    line = (f"wide_int8.onnx runs at {speedup['ratio']:.2f}x the speed of small_fp32.onnx on "
+            "this machine")
+    assert line in result.stdout and line in (output / "bench.md").read_text()
+    assert "vs fp32 (p50, batch 1, 1 thread)" in result.stdout  # the column says its setting
+    assert f"{speedup['ratio']:.2f}x" in next(text for text in result.stdout.splitlines()
+                                              if text.startswith("wide_int8.onnx"))
+
+    gated = bench_cli("bench", str(fp32), str(int8), "--dataset", "digits", "--preprocess", "none",
+                      *QUICK, "--output", str(output), "--fail-if", "speedup<1")
+    assert gated.exit_code == 1  # as any broken gate
+    errors = [text for text in gated.stderr.splitlines() if text.startswith("error:")]
+    assert len(errors) == 1, gated.stderr
+    assert re.fullmatch(r'error: 1 gate\(s\) broke: wide_int8\.onnx: speedup = 0\.\d+ < 1 '
+                        r'\(gate "speedup<1"\)', errors[0]), errors[0]
+
+
+def test_a_speedup_gate_fails_a_run_that_asks_for_100x_from_int8(model_folder, bench_cli, tmp_path):
+    result = bench_cli("bench", str(model_folder), "--only", "onnx-fp32,onnx-int8", *QUICK,
+                       "--output", str(tmp_path / "out"),
+                       "--fail-if", "speedup>100", "--fail-if", "speedup<100")
+    assert result.exit_code == 1  # as any broken gate
+    errors = [text for text in result.stderr.splitlines() if text.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith("error: 1 gate(s) broke: onnx-int8: speedup = ")
+    assert errors[0].endswith('< 100 (gate "speedup<100")')  # "speedup>100" held: no int8 is 100x
+    report = json.loads((tmp_path / "out" / "bench.json").read_text())
+    assert report["gates"]["broken"] == [errors[0].split("broke: ", 1)[1]]
+    assert "onnx-fp32" not in {line.split(":")[0] for line in report["gates"]["broken"]}
