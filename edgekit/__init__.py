@@ -13,24 +13,11 @@ from edgekit.pipeline import pipeline  # noqa: E402
 from edgekit.serve import serve  # noqa: E402
 from edgekit.train import train  # noqa: E402
 
+from edgekit import config, data, manifest, models  # noqa: E402,F401  (edgekit.data etc. as attributes)
+from edgekit.data import load_dataset  # noqa: E402
+from edgekit.models import build_model  # noqa: E402
+
 __version__ = "0.1.0"
 
 __all__ = ["EdgekitError", "__version__", "bench", "build_model", "compress", "export", "load_dataset",
            "pipeline", "serve", "train"]
-
-
-def __getattr__(name):
-    # Imported lazily so `edgekit --help` does not pay for scikit-learn or TensorFlow.
-    if name == "load_dataset":
-        from edgekit.data import load_dataset
-
-        return load_dataset
-    if name == "build_model":
-        from edgekit.models import build_model
-
-        return build_model
-    if name in ("config", "data", "manifest", "models"):
-        import importlib
-
-        return importlib.import_module(f"edgekit.{name}")
-    raise AttributeError(f"module 'edgekit' has no attribute {name!r}")

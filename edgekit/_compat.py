@@ -83,6 +83,7 @@ def tensorflow():
     tf = _import_silently("tensorflow")
     if _quiet():
         tf.get_logger().setLevel("ERROR")
+        # lazy: absl comes with TensorFlow, which is being loaded here
         import absl.logging
 
         absl.logging.set_verbosity(absl.logging.ERROR)

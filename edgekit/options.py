@@ -19,6 +19,8 @@ import numbers
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
 
+import click
+
 from edgekit.errors import OptionError
 
 _TYPE_WORDS = {int: "an integer", float: "a number", str: "a string", bool: "a flag (true/false)"}
@@ -164,8 +166,6 @@ class Option:
     def click_parameter(self):
         """A ``click.Option`` for this declaration (the type and range are checked by
         :meth:`check`, so a bad value gets edgekit's one-line message, not click's)."""
-        import click  # lazy: the library never needs click, only the CLI does
-
         declarations = [self.flag, *self.aliases, self.name]
         if self.type is bool:
             return click.Option(declarations, is_flag=True, default=None, help=self.click_help())

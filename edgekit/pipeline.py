@@ -12,6 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from edgekit.bench import bench
+from edgekit.bench.html import write_report
+from edgekit.compress import compress
+from edgekit.config import TrainConfig
+from edgekit.data.contract import preprocess_text
+from edgekit.export import export
+from edgekit.train import default_output_dir, train
+
 
 @dataclass
 class PipelineResult:
@@ -46,20 +54,11 @@ def pipeline(model: str = "cnn", dataset: str = "digits", epochs: int | None = N
     Example:
         >>> edgekit.pipeline(force=True)  # cnn on the bundled digits, into models/
     """
-    from edgekit.bench import bench
-    from edgekit.bench.html import write_report
-    from edgekit.compress import compress
-    from edgekit.config import TrainConfig
-    from edgekit.export import export
-    from edgekit.train import default_output_dir, train
-
     report = on_stage or (lambda name, result: None)
     options = {"model": model, "dataset": dataset}
     if epochs is not None:
         options["epochs"] = epochs
     if preprocess is not None:
-        from edgekit.data.contract import preprocess_text
-
         options["preprocess"] = preprocess_text(preprocess)
     model_dir = default_output_dir(TrainConfig(**options), root=output_root)
     stages = {}

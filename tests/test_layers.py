@@ -27,3 +27,14 @@ def test_importing_a_library_module_never_imports_the_cli():
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_importing_edgekit_and_its_cli_loads_no_heavy_library():
+    # Heavy libraries are imported inside the functions that need them (each with a "lazy:"
+    # reason), so `edgekit --help` and `import edgekit` stay fast.
+    heavy = ("tensorflow", "tf_keras", "keras", "tensorflow_model_optimization", "tf2onnx", "onnx",
+             "onnxruntime", "tritonclient", "ai_edge_litert", "matplotlib", "sklearn", "PIL")
+    code = f"import sys, edgekit, edgekit.cli.main; print(sorted(m for m in {heavy!r} if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

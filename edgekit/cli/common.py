@@ -12,6 +12,7 @@ import traceback
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from edgekit._compat import os_error_from_tensorflow
 from edgekit.errors import EdgekitError, OptionError
@@ -113,8 +114,6 @@ def _raise_keyboard_interrupt(signum, frame):
 
 def given_options(ctx: click.Context, names: list[str]) -> dict:
     """The options the user typed (not click defaults), so library defaults stay the only ones."""
-    from click.core import ParameterSource
-
     given = {}
     for name in names:
         source = ctx.get_parameter_source(name)

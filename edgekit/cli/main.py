@@ -6,7 +6,6 @@ import os
 
 import click
 
-from edgekit import __version__
 from edgekit.cli.bench import bench_command
 from edgekit.cli.catalog import datasets_command, models_command
 from edgekit.cli.common import EdgekitGroup
@@ -22,7 +21,7 @@ from edgekit.cli.train import train_command
 
 
 @click.group(cls=EdgekitGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="edgekit")
+@click.version_option(package_name="edgekit", prog_name="edgekit")
 @click.option("--verbose", "-v", is_flag=True, help="Show TensorFlow's own log messages too.")
 def cli(verbose: bool) -> None:
     """Train, compress, convert, check and deploy Keras models for the edge and for Triton.

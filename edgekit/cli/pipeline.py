@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import click
 
+from edgekit.cli.bench import ProgressBar, print_bench_summary
+from edgekit.cli.compress import print_compression_summary
+from edgekit.cli.export import print_export_summary
+from edgekit.cli.train import print_training_summary
+from edgekit.pipeline import pipeline
+
 
 @click.command("pipeline")
 @click.option("--model", "-m", default="cnn", show_default=True, help="Zoo model name.")
@@ -24,12 +30,6 @@ def pipeline_command(model, dataset, epochs, output_root, triton_repository, pre
     Example:
       edgekit pipeline --force        # cnn on digits into models/ and triton_repo/
     """
-    from edgekit.cli.bench import ProgressBar, print_bench_summary
-    from edgekit.cli.compress import print_compression_summary
-    from edgekit.cli.export import print_export_summary
-    from edgekit.cli.train import print_training_summary
-    from edgekit.pipeline import pipeline
-
     printers = {"train": print_training_summary, "compress": print_compression_summary,
                 "export": print_export_summary}
 

@@ -18,6 +18,7 @@ def load_digits(data_dir: str | None = None) -> RawSplits:
     Returns:
         Samples of shape ``(8, 8, 1)``, class names ``"0"`` to ``"9"``, scale ``1/16``.
     """
+    # lazy: scikit-learn takes about a second to import; only data loading needs it
     from sklearn.datasets import load_digits as sklearn_load_digits
 
     bunch = sklearn_load_digits()

@@ -26,6 +26,7 @@ _GREY_MODES = {"1", "L", "LA", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"}
 
 def _to_8bit(image):
     """The image as 8-bit "L" or "RGB" (the two modes edgekit stacks)."""
+    # lazy: Pillow is needed only for image files
     from PIL import Image
 
     if image.mode.startswith("I;16") or image.mode in ("I", "F"):
@@ -45,6 +46,7 @@ def _to_8bit(image):
 
 
 def _read_image(path: Path):
+    # lazy: Pillow is needed only for image files
     from PIL import Image
 
     try:
@@ -109,6 +111,7 @@ def load_image_folder(directory: str | Path) -> RawSplits:
     Example:
         >>> raw = load_image_folder("photos")  # photos/cat/*.jpg, photos/dog/*.jpg
     """
+    # lazy: Pillow is needed only for image files
     from PIL import Image
 
     folder = Path(directory).expanduser()

@@ -37,6 +37,7 @@ def split_indices(
     Raises:
         DataError: If there are fewer than 2 samples to split.
     """
+    # lazy: scikit-learn takes about a second to import; only data loading needs it
     from sklearn.model_selection import train_test_split
 
     count = len(labels)

@@ -21,6 +21,8 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+import click
+
 from edgekit.errors import OptionError
 from edgekit.options import Option
 
@@ -84,8 +86,6 @@ class ListOption(Option):
                 f"{'; default ' + default if default is not None else ''}]")
 
     def click_parameter(self):
-        import click  # lazy: the library never needs click, only the CLI does
-
         return click.Option([self.flag, *self.aliases, self.name], type=str, default=None,
                             metavar=self.metavar, help=self.click_help())
 

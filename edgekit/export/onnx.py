@@ -110,7 +110,7 @@ def _onnx_fp32(job: ExportJob):
 def _metadata(job: ExportJob, precision: str) -> dict:
     dataset = job.source.dataset
     return {"edgekit.source": job.source.name, "edgekit.precision": precision,
-            "edgekit.class_names": json.dumps(list(dataset.class_names)),
+            onnx_format.CLASS_NAMES_KEY: json.dumps(list(dataset.class_names)),
             "edgekit.preprocessing": json.dumps(job.contract_record())}
 
 

@@ -7,7 +7,6 @@ is written last: it is the one format that writes outside the export folder.
 
 from __future__ import annotations
 
-import re
 import time
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from edgekit.export.formats import ExportFormat, register_format
 from edgekit.export.job import ExportJob, package_version
 from edgekit.export.onnx import PRECISIONS as ONNX_PRECISIONS
 from edgekit.export.onnx import ensure_onnx
+from edgekit.models.folder import safe_model_name
 from edgekit.formats.triton import (PLATFORM, add_model_version, check_model_name,
                                     parse_version_policy)
 from edgekit.options import Option
@@ -75,16 +75,10 @@ def precision(job: ExportJob) -> str:
     return "int8" if job.has_qat_model else "fp32"
 
 
-def default_model_name(name: str) -> str:
-    """A model folder's name made usable as a repository folder name."""
-    cleaned = re.sub(r"[^A-Za-z0-9_.-]", "_", name).lstrip("_.-")
-    return cleaned or "model"
-
-
 def write(job: ExportJob) -> None:
     config = job.config
     served = precision(job)
-    model_name = check_model_name(config.triton_model_name or default_model_name(job.source.name))
+    model_name = check_model_name(config.triton_model_name or safe_model_name(job.source.name))
     source = ensure_onnx(job, served)
     if source.get("status") != "passed":
         job.skip("triton", "triton", served,

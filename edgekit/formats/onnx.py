@@ -40,6 +40,8 @@ DEFAULT_OPSET = 17
 MIN_OPSET = 13
 ONNX_PRECISIONS = ("fp32", "fp16", "int8")
 BATCH_AXIS_NAME = "batch"
+# The metadata key export writes the class names under (Triton staging and deploy read it).
+CLASS_NAMES_KEY = "edgekit.class_names"
 QAT_OUTPUT_PREFIX = "quant_"
 
 

@@ -91,6 +91,7 @@ def _is_keras3(model) -> bool:
 def _keras_of(model) -> dict:
     """Which Keras the model object belongs to, and its version."""
     if _is_keras3(model):
+        # lazy: Keras 3 is needed only for Keras 3 models
         import keras as keras3
 
         return {"api": "keras3", "version": keras3.__version__}

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from edgekit._compat import _import_silently, tensorflow
 from edgekit.errors import ModelError, short_reason
+from edgekit.models.custom_objects import missing_message
 from edgekit.models.keras3_rebuild import is_keras3_model as check
 
 
@@ -51,8 +52,6 @@ def load_keras3(path: Path, info, settings):
         model = keras.saving.load_model(str(path), compile=False, custom_objects=objects,
                                         safe_mode=not settings.unsafe_deserialization)
     except Exception as error:  # noqa: BLE001  (zip, h5py, Keras: any reader fails)
-        from edgekit.models.custom_objects import missing_message
-
         missing = [name for name in info.custom_classes if name not in (objects or {})]
         if missing:
             raise ModelError(missing_message(repr(str(path)), missing)) from error

@@ -49,6 +49,7 @@ class RebuildError(ModelError):
 def _keras3():
     """Return Keras 3, imported after TensorFlow so that ``tf.keras`` stays tf-keras."""
     _tensorflow()
+    # lazy: Keras 3 is needed only for Keras 3 models
     import keras
 
     return keras
@@ -156,6 +157,7 @@ class _Rebuilder:
 
     def _check_graph(self, model) -> None:
         # Functional is not exported by Keras 3; keras.Model(inputs, outputs) returns one.
+        # lazy: Keras 3 is needed only for Keras 3 models
         from keras.src.models.functional import Functional
 
         kind = Functional if isinstance(model, Functional) else self.k3.Sequential

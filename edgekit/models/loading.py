@@ -19,12 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgekit._compat import keras
+from edgekit.data.contract import preprocess_text
 from edgekit.errors import ModelError, short_reason
 from edgekit.manifest import sha256_file
 from edgekit.models.custom_objects import (CustomObjects, from_record, load_custom_objects,
                                            missing_message)
 from edgekit.models.describe import check_single_input_output
 from edgekit.models.fileinfo import read_model_info, unsafe_code_message
+from edgekit.models.keras3 import load_keras3
 
 KERAS_EXTENSIONS = (".keras",)
 HDF5_EXTENSIONS = (".h5", ".hdf5")
@@ -65,8 +67,6 @@ def plain_loading_options(options: dict):
     elif custom_objects is not None:
         options["custom_objects"] = os.fspath(custom_objects)
     if options.get("preprocess") is not None:
-        from edgekit.data.contract import preprocess_text
-
         options["preprocess"] = preprocess_text(options["preprocess"])
     return custom_objects
 
@@ -132,8 +132,6 @@ def load_model_file(path: str | os.PathLike, custom_objects=None,
         raise ModelError(unsafe_code_message(info))
     settings = LoadSettings(settings.custom_objects, allowed, settings.inherited_unsafe)
     if info.writer != "tf-keras":
-        from edgekit.models.keras3 import load_keras3
-
         return load_keras3(model_path, info, settings)
     tf_keras = keras()
     try:

@@ -18,11 +18,10 @@ import json
 from pathlib import Path
 
 from edgekit.errors import RepositoryError
+from edgekit.formats.onnx import CLASS_NAMES_KEY
 from edgekit.formats.triton import CONFIG_FILENAME, LABELS_FILENAME, PLATFORM, build_model_config, \
     read_model_config
 
-# The ONNX metadata key `edgekit export` writes the class names under (edgekit.export.writers).
-CLASS_NAMES_KEY = "edgekit.class_names"
 
 
 def reconcile_version(model_folder: Path, onnx_file: Path) -> tuple[list[str] | None, dict]:

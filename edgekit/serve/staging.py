@@ -93,6 +93,7 @@ class StagedRepository:
 
 
 def write_model_config(config, path: str | os.PathLike) -> None:
+    # lazy: protobuf comes with tritonclient; only Triton repositories need it
     from google.protobuf import text_format
 
     _write_atomically(Path(path), text_format.MessageToString(config))
@@ -226,6 +227,7 @@ def is_tflite_config(config) -> bool:
 
 
 def _python_backend_config(config, name: str, kind: str, model_file: str, notes: list[str]):
+    # lazy: tritonclient is needed only for Triton
     from tritonclient.grpc import model_config_pb2
 
     staged = model_config_pb2.ModelConfig()

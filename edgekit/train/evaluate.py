@@ -13,6 +13,7 @@ def classification_report(y_true: np.ndarray, probabilities: np.ndarray,
         ``{"accuracy", "loss", "per_class": [{"class", "precision", "recall", "f1", "support"}],
         "macro_f1", "confusion_matrix"}``; ``loss`` is the mean cross-entropy.
     """
+    # lazy: scikit-learn takes about a second to import; only data loading needs it
     from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
     y_true = np.asarray(y_true).astype(np.int64)

@@ -8,9 +8,11 @@ import numpy as np
 
 
 def _pyplot():
+    # lazy: matplotlib is needed only for plots
     import matplotlib
 
     matplotlib.use("Agg")  # files only; never opens a window
+    # lazy: matplotlib is needed only for plots
     import matplotlib.pyplot as plt
 
     return plt
@@ -21,6 +23,7 @@ def plot_history(history: dict, path: str | Path, title: str, best_epoch: int | 
 
     ``best_epoch`` (1-based), the epoch whose weights were kept, is marked with a dotted line.
     """
+    # lazy: matplotlib is needed only for plots
     from matplotlib.ticker import MaxNLocator
 
     plt = _pyplot()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -15,7 +16,7 @@ from edgekit import manifest as manifest_io, outputs
 from edgekit._compat import keras, tensorflow
 from edgekit.config import TrainConfig, is_model_file, shell_command
 from edgekit.data import augmentation_layers, load_dataset
-from edgekit.data.contract import leading_preprocessing_layers, resolve_contract
+from edgekit.data.contract import leading_preprocessing_layers, preprocess_text, resolve_contract
 from edgekit.data.sources import dataset_inputs
 from edgekit.errors import EdgekitError, OptionError
 from edgekit.models import build_model, describe_model, load_model_file
@@ -92,8 +93,6 @@ def train(output_dir: str | os.PathLike | None = None, force: bool = False, resu
     if resume and force:
         raise OptionError("--resume continues a run and --force deletes it; received both. Pick one")
     if options.get("preprocess") is not None:
-        from edgekit.data.contract import preprocess_text
-
         options = {**options, "preprocess": preprocess_text(options["preprocess"])}
     if options.get("custom_objects") is not None:
         options = {**options, "custom_objects": os.fspath(options["custom_objects"])}
@@ -158,8 +157,6 @@ def _prepare_resume(final: Path, staging: Path, options: dict):
         )
     saved.validate()
     if copy_from_final:  # only once the resume is accepted: a refused one leaves nothing behind
-        import shutil
-
         outputs.discard(staging)
         shutil.copytree(final, staging)
         state[COPIED_KEY] = True
@@ -339,7 +336,7 @@ def _compile(model, config: TrainConfig, from_logits: bool, total_steps: int) ->
 
 def _fit(model, config, staging, state, augmentation, train_split, val_split, progress):
     # lazy: the callbacks subclass tf-keras classes, so importing them loads TensorFlow
-    from edgekit.train.callbacks import EpochCheckpoint, ResumableEarlyStopping
+    from edgekit.train.callbacks import EpochCheckpoint, ResumableEarlyStopping  # lazy: see above
 
     history, best_weights, initial_epoch = {}, None, 0
     if state is not None:
