@@ -102,11 +102,6 @@ def tfmot():
     return _import_silently("tensorflow_model_optimization")
 
 
-def is_keras2_model(model) -> bool:
-    """True when ``model`` is a tf-keras (Keras 2) model, the kind tfmot and tf2onnx accept."""
-    return isinstance(model, keras().Model)
-
-
 # TensorFlow reports file-system failures of its own writers (checkpoints, SavedModels) as
 # OpErrors whose message carries the C library's text; edgekit turns them into the OSError they
 # are, so the CLI prints one line naming the path. Can go if TensorFlow raises OSError itself.

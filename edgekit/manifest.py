@@ -7,8 +7,6 @@ import hashlib
 import json
 import os
 import platform
-import shlex
-import sys
 from importlib import metadata
 from pathlib import Path
 
@@ -25,6 +23,14 @@ def sha256_file(path: str | os.PathLike) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def package_version(package: str) -> str:
+    """The installed version of ``package``, or "unknown" (for messages and converter records)."""
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def versions(extra_packages: tuple[str, ...] = ()) -> dict:
@@ -124,9 +130,3 @@ def _plain(value):
     if isinstance(value, os.PathLike):
         return os.fspath(value)
     raise TypeError(f"cannot write {type(value).__name__} to a manifest")
-
-
-def command_line() -> str:
-    """The command that started this process, for manifests written from the CLI."""
-
-    return shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])

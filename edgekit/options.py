@@ -239,9 +239,3 @@ def markdown_table(options: Iterable[Option], owner: str = "",
         rows.append(f"| {flags}{' (' + who + ')' if who else ''} | {values} | {default} | "
                     f"{option.sentence()} |")
     return "\n".join(rows)
-
-
-def at_least(name: str, value: Any, minimum: int) -> None:
-    """OptionError unless ``value`` is an integer >= ``minimum`` (the check most configs share)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise OptionError(f"{name} must be an integer >= {minimum}; received {value!r}")

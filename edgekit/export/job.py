@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -95,11 +94,3 @@ class ExportJob:
             record.update(source=dataset.contract.source, detail=dataset.contract.detail,
                           raw=dataset.contract.raw)
         return record
-
-
-def package_version(package: str) -> str:
-    """The installed version of ``package``, or "unknown" (for the manifest's converters)."""
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return "unknown"

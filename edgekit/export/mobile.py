@@ -6,10 +6,10 @@ import time
 
 from edgekit.export.common_options import Choice
 from edgekit.export.formats import ExportFormat, register_format
-from edgekit.export.job import ExportJob, package_version
-from edgekit.export.tflite import PRECISIONS as TFLITE_PRECISIONS
-from edgekit.export.tflite import ensure_tflite
+from edgekit.export.job import ExportJob
+from edgekit.export.tflite import PRECISIONS as TFLITE_PRECISIONS, ensure_tflite
 from edgekit.formats.mobile import write_mobile_bundle
+from edgekit.manifest import package_version
 
 OPTIONS = (
     Choice("mobile_precision", str, None, "the TFLite precision the mobile bundle ships",

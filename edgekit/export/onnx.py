@@ -14,13 +14,14 @@ from __future__ import annotations
 import json
 import time
 
-from edgekit.export.common_options import Choice, ListOption
 from edgekit.export import fidelity
+from edgekit.export.common_options import Choice, ListOption
 from edgekit.export.formats import ExportFormat, register_format
-from edgekit.export.job import ExportJob, package_version
+from edgekit.export.job import ExportJob
 from edgekit.formats import onnx as onnx_format
 from edgekit.formats.onnx_quantize import (CALIBRATION_METHODS, SCHEMES, fold_qat_weights,
                                            qat_int8_summary, quantize_static_int8)
+from edgekit.manifest import package_version
 from edgekit.options import Option
 
 PRECISIONS = onnx_format.ONNX_PRECISIONS

@@ -5,11 +5,12 @@ from __future__ import annotations
 import shutil
 import time
 
-from edgekit.export.common_options import ListOption
 from edgekit.export import fidelity
+from edgekit.export.common_options import ListOption
 from edgekit.export.formats import ExportFormat, register_format
-from edgekit.export.job import ExportJob, package_version
+from edgekit.export.job import ExportJob
 from edgekit.formats.tflite import TFLITE_MODES, convert_to_tflite
+from edgekit.manifest import package_version
 from edgekit.runtimes.litert import LiteRTModel
 
 PRECISIONS = ("fp32", "dynamic", "fp16", "int8", "int16x8")

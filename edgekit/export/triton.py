@@ -13,12 +13,12 @@ from pathlib import Path
 from edgekit.errors import OptionError
 from edgekit.export.common_options import Choice, ListOption, PathOption
 from edgekit.export.formats import ExportFormat, register_format
-from edgekit.export.job import ExportJob, package_version
-from edgekit.export.onnx import PRECISIONS as ONNX_PRECISIONS
-from edgekit.export.onnx import ensure_onnx
-from edgekit.models.folder import safe_model_name
+from edgekit.export.job import ExportJob
+from edgekit.export.onnx import PRECISIONS as ONNX_PRECISIONS, ensure_onnx
 from edgekit.formats.triton import (PLATFORM, add_model_version, check_model_name,
                                     parse_version_policy)
+from edgekit.manifest import package_version
+from edgekit.models.folder import safe_model_name
 from edgekit.options import Option
 
 INSTANCE_KINDS = ("cpu", "gpu")

@@ -26,12 +26,12 @@ import logging
 import os
 import re
 import warnings
-from importlib import metadata
 from pathlib import Path
 
 from edgekit._compat import quiet_native_logs, tensorflow
 from edgekit.errors import ModelError, OptionError, first_line
 from edgekit.formats.tflite import is_quantization_aware as _is_quantization_aware
+from edgekit.manifest import package_version
 from edgekit.models.keras3 import is_keras3_model
 from edgekit.runtimes.onnxruntime import OnnxRuntimeModel
 
@@ -58,7 +58,7 @@ def check_opset(opset: int) -> int:
     if isinstance(opset, bool) or not isinstance(opset, int) or opset not in allowed:
         raise OptionError(
             f"unsupported ONNX opset {opset!r}; expected {allowed.start}..{allowed.stop - 1} "
-            f"(tf2onnx {_version('tf2onnx')} writes up to {allowed.stop - 1}; per-channel int8 "
+            f"(tf2onnx {package_version('tf2onnx')} writes up to {allowed.stop - 1}; per-channel int8 "
             f"needs {MIN_OPSET}). Pass e.g. --opset {DEFAULT_OPSET}"
         )
     return opset
@@ -151,7 +151,7 @@ def is_quantization_aware(model) -> bool:
 
 
 def converter_version() -> str:
-    return _version("tf2onnx")
+    return package_version("tf2onnx")
 
 
 class _LogCollector(logging.Handler):
@@ -200,12 +200,12 @@ def _failure(model, collector: _LogCollector, error: BaseException | None) -> st
         if op.startswith("FakeQuant"):
             fix = ("its quantization range is not a usable constant (a QAT model that was "
                    "never fine-tuned?); fine-tune it with edgekit compress --qat first")
-        return (f"tf2onnx {_version('tf2onnx')} cannot convert {where}{extra} of model "
+        return (f"tf2onnx {package_version('tf2onnx')} cannot convert {where}{extra} of model "
                 f"{model.name!r}; {fix}")
     reason = f"{type(error).__name__}: {first_line(error)}" if error else "no reason given"
     if collector.errors:
         reason = collector.errors[0]
-    return (f"tf2onnx {_version('tf2onnx')} failed to convert model {model.name!r}: {reason}; "
+    return (f"tf2onnx {package_version('tf2onnx')} failed to convert model {model.name!r}: {reason}; "
             "export to TFLite only (--to tflite), or simplify the model")
 
 
@@ -245,10 +245,3 @@ def _name_batch_axis(proto) -> None:
         dims = value.type.tensor_type.shape.dim
         if dims and not dims[0].HasField("dim_value"):
             dims[0].dim_param = BATCH_AXIS_NAME
-
-
-def _version(package: str) -> str:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return "unknown"

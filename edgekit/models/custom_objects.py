@@ -75,7 +75,7 @@ def load_custom_objects(spec, flag: str = "--custom-objects") -> CustomObjects:
         raise OptionError(f"{flag} {text!r} defines no class, no function and no CUSTOM_OBJECTS "
                           "dict; expected the module that defines the model's custom layers")
     return CustomObjects(objects=objects, spec=text, path=str(path) if path else None,
-                         sha256=_sha256(path) if path else None)
+                         sha256=sha256_file(path) if path else None)
 
 
 def from_record(record: dict | None, source: str) -> CustomObjects:
@@ -91,7 +91,7 @@ def from_record(record: dict | None, source: str) -> CustomObjects:
         raise ModelError(
             f"{source} was made with custom objects from {path}, which is missing now; "
             f"pass --custom-objects with the module that defines {', '.join(record.get('names') or [])}")
-    if path and record.get("sha256") and _sha256(Path(path)) != record["sha256"]:
+    if path and record.get("sha256") and sha256_file(Path(path)) != record["sha256"]:
         raise ModelError(
             f"{source} was made with custom objects from {path}, and that file has changed since "
             f"(sha256 {record['sha256'][:12]}... recorded); its layers may no longer compute what "
@@ -160,8 +160,3 @@ def _registered_name(value) -> str | None:
         return saving.get_registered_name(value)
     except Exception:  # noqa: BLE001
         return None
-
-
-def _sha256(path: Path) -> str:
-
-    return sha256_file(path)
