@@ -13,15 +13,19 @@ from edgekit.bench.html import write_report
 @click.option("--output", type=click.Path(dir_okay=False), help="The page to write (.html). [default <model>/report.html]")
 @click.option("--force", is_flag=True, help="Replace an earlier edgekit report at --output.")
 def report_command(model, bench_json, output, force):
-    """Write one HTML page about a model: training, compression, fidelity and benchmark.
+    """Write one HTML page about a model: training, compression, fidelity, speed, optimizer.
 
-    It gathers the training curves and confusion matrix, the compression table, each exported
-    artifact's fidelity to the Keras model and the benchmark table and plots (from
-    `edgekit bench`). Images are embedded: the page is one file.
+    It follows the model's lineage: a compressed model shows the training curves and confusion
+    matrix of the folder it descends from (named as such), what compression cost against that
+    parent (accuracy in %, change in points, size in kB / MB and ratio, zero weights, latency
+    when benchmarked), each exported artifact's fidelity to the Keras model, the benchmark table
+    and plots (from `edgekit bench`), and for a folder `edgekit optimize` wrote, its candidates,
+    Pareto plot and why the winner won. A section whose stage has not run names the command
+    that fills it. Images are embedded: the page is one file.
 
     \b
     Example:
-      edgekit bench models/cnn-digits && edgekit report models/cnn-digits
+      edgekit bench models/cnn-digits-int8 && edgekit report models/cnn-digits-int8
     """
 
     path = write_report(model, output=output, bench_json=bench_json, force=force)
