@@ -16,14 +16,14 @@ Example:
 
 from __future__ import annotations
 
-import base64
-import html
 import json
 import os
-import re
 from pathlib import Path
 
 from edgekit import manifest as manifest_io
+from edgekit.bench.html_format import (STYLE, as_dict, change_text, diff_text, escape, figure_html,
+                                       format_name, html_table, is_number, missing_html, ms_text,
+                                       percent_text, size_text, when_text)
 from edgekit.bench.report import load_report
 from edgekit.errors import DataError, ModelError, OptionError, OutputExistsError
 from edgekit.models.folder import ModelFolder
@@ -32,28 +32,6 @@ from edgekit.outputs import OutputLock, writing
 REPORT_NAME = "report.html"
 GENERATOR = "edgekit report"
 OPTIMIZE_FOLDER, CANDIDATES_FILE = "optimize", "candidates.json"
-_PNG = b"\x89PNG\r\n\x1a\n"
-_STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222;
-line-height:1.4}h2{border-bottom:1px solid #ddd;padding-bottom:2px;margin-top:1.6em}
-table{border-collapse:collapse;margin:0.6em 0;font-size:0.88em}td,th{border:1px solid #ccc;
-padding:3px 7px;text-align:right;white-space:nowrap}th{background:#f3f3f3;white-space:normal}
-.w{white-space:normal}.t{text-align:left}tr.chosen td{background:#e7f4e4;font-weight:600}
-figure{margin:0.4em 0}figcaption{color:#555;font-size:0.85em}img{max-width:100%;
-border:1px solid #eee}.grid{display:grid;grid-template-columns:1fr 1fr;gap:10px;
-align-items:start}.grid.wide{grid-template-columns:3fr 2fr}.note{color:#666;font-size:0.9em}
-.warn{color:#8a5300}code{background:#f6f6f6;padding:1px 4px;font-size:0.85em;word-break:break-all}"""
-_FORMATS = {"keras": "Keras", "tflite": "TFLite", "onnx": "ONNX", "saved_model": "SavedModel",
-            "triton": "Triton (ONNX)", "mobile": "mobile bundle", "keras3": "Keras 3",
-            "litert": "LiteRT", "onnxruntime": "ONNX Runtime"}
-_FIGURES = {
-    "training_curves": "Training curves of {name}: loss and accuracy per epoch, training and validation",
-    "confusion_matrix": "Confusion matrix of {name} on the test split",
-    "accuracy_vs_latency": "Accuracy against p50 latency", "accuracy_vs_size": "Accuracy against size",
-    "latency_distribution": "Distribution of one call's latency", "throughput": "Throughput by batch and threads",
-    "pareto": "Accuracy drop against p50 latency and gzipped size: green within budget, red over, "
-              "star the chosen one, a line along the Pareto front",
-    "sensitivity": "How much int8 hurts each layer (kept in float: orange)"}
-_NUMERIC = re.compile(r"^([-+]?\d|—$|no change$|reference$)")  # right-aligned cells
 _OBJECTIVES = {"latency": ("p50_ms", "fastest p50"), "size": ("gzip_bytes", "smallest gzipped size")}
 
 
@@ -92,7 +70,7 @@ def _write_page(folder: ModelFolder, path: Path, bench_json) -> Path:
                 _speed(folder, bench, bench_path), _optimizer(folder)]
     page = (f"<!doctype html><html><head><meta charset='utf-8'>"
             f"<meta name='generator' content='{GENERATOR}'><title>edgekit report: "
-            f"{_e(folder.path.name)}</title><style>{_STYLE}</style></head><body>"
+            f"{escape(folder.path.name)}</title><style>{STYLE}</style></head><body>"
             + "\n".join(section for section in sections if section) + "</body></html>\n")
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.parent / f".{path.name}.tmp-{os.getpid()}"
@@ -135,98 +113,6 @@ def _is_report(path: Path) -> bool:
     return GENERATOR.encode() in head or b"<title>edgekit report" in head
 
 
-# --- words and units ----------------------------------------------------------------------
-
-def _e(value) -> str:
-    return html.escape(str(value))
-
-
-def _dict(value) -> dict:
-    return value if isinstance(value, dict) else {}
-
-
-def _number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _percent(fraction) -> str:
-    return f"{fraction:.2%}" if _number(fraction) else "—"
-
-
-def _change(drop_points) -> str:
-    """A drop in points as the change a person reads: 0.28 -> '-0.28 points'."""
-    if not _number(drop_points):
-        return "—"
-    return "no change" if abs(drop_points) < 0.005 else f"{-drop_points:+.2f} points"
-
-
-def _size(count) -> str:
-    if not _number(count):
-        return "—"
-    if count >= 1e6:
-        return f"{count / 1e6:.2f} MB"
-    return f"{count / 1e3:.1f} kB" if count >= 1e3 else f"{count:.0f} B"
-
-
-def _ms(value) -> str:
-    if not _number(value):
-        return "—"
-    return f"{value:,.0f} ms" if value >= 100 else f"{value:.3g} ms"
-
-
-def _diff(value) -> str:
-    return f"{value:.2g}" if _number(value) else "—"
-
-
-def _format(name) -> str:
-    return _FORMATS.get(name, str(name or "?"))
-
-
-def _when(created: str) -> str:
-    """'2026-11-30T08:47:35+00:00' -> '2026-11-30 08:47 UTC'."""
-    text = str(created or "")
-    if len(text) >= 16 and text[10] == "T":
-        return text[:10] + " " + text[11:16] + (" UTC" if text.endswith("+00:00") else "")
-    return text or "an unrecorded time"
-
-
-def _table(headers: list[str], rows: list[list[str]], classes: list[str] | None = None,
-           wrap: tuple[int, ...] = ()) -> str:
-    """A table of plain-text cells (escaped here); ``classes`` marks rows (``chosen``).
-
-    Figures are right-aligned, words left-aligned (a header as its first cell); only the cells of
-    the ``wrap`` columns break across lines.
-    """
-    def kind(cell: str, index: int) -> str:
-        names = ([] if _NUMERIC.match(cell) else ["t"]) + (["w"] if index in wrap else [])
-        return f" class='{' '.join(names)}'" if names else ""
-
-    first = rows[0] if rows else headers
-    head = "".join(f"<th{kind(first[index], -1) if index < len(first) else ''}>{_e(header)}</th>"
-                   for index, header in enumerate(headers))
-    body = ""
-    for index, row in enumerate(rows):
-        marked = f" class='{classes[index]}'" if classes and classes[index] else ""
-        body += f"<tr{marked}>" + "".join(f"<td{kind(cell, column)}>{_e(cell)}</td>"
-                                          for column, cell in enumerate(row)) + "</tr>"
-    return f"<table><tr>{head}</tr>{body}</table>"
-
-
-def _figure(path: Path, key: str, name: str = "") -> str:
-    """The PNG at ``path`` embedded with its caption; nothing for a missing file or another kind."""
-    data = path.read_bytes() if path.is_file() else b""
-    if not data.startswith(_PNG):  # a manifest names only PNGs: never embed another file
-        return ""
-    caption = _FIGURES.get(key, key.replace("_", " ").capitalize()).replace("{name}", name)
-    data = base64.b64encode(data).decode()
-    return (f"<figure><img alt='{_e(caption)}' src='data:image/png;base64,{data}'>"
-            f"<figcaption>{_e(caption)}</figcaption></figure>")
-
-
-def _missing(what: str, command: str) -> str:
-    return f"<p class='note'>No {what} yet: run <code>{_e(command)}</code>.</p>"
-
-
 # --- sections -----------------------------------------------------------------------------
 
 def _made(folder: ModelFolder, parent: str = "") -> str:
@@ -256,16 +142,16 @@ def _origin(root: ModelFolder) -> str:
 
 def _header(chain: list[ModelFolder]) -> str:
     folder, manifest = chain[0], chain[0].manifest
-    model = _dict(manifest.get("model")).get("name", "?")
-    dataset = _dict(manifest.get("dataset")).get("name", "?")
-    lineage = " &rarr; ".join(f"<b>{_e(item.path.name)}</b> ({_e(_made(item))})"
+    model = as_dict(manifest.get("model")).get("name", "?")
+    dataset = as_dict(manifest.get("dataset")).get("name", "?")
+    lineage = " &rarr; ".join(f"<b>{escape(item.path.name)}</b> ({escape(_made(item))})"
                               for item in reversed(chain))
     origin = _origin(chain[-1])
     made = _made(folder, chain[1].path.name if len(chain) > 1 else "")
-    return (f"<h1>{_e(folder.path.name)}</h1><p>Model <b>{_e(model)}</b> on <b>{_e(dataset)}</b>, "
-            f"{_e(made)}; written {_e(_when(folder.created))}.</p>"
-            f"<p>Lineage: {lineage}{'; ' + _e(origin) if origin else ''}.</p>"
-            f"<p class='note'>Command: <code>{_e(manifest.get('command') or '(not recorded)')}"
+    return (f"<h1>{escape(folder.path.name)}</h1><p>Model <b>{escape(model)}</b> on <b>{escape(dataset)}</b>, "
+            f"{escape(made)}; written {escape(when_text(folder.created))}.</p>"
+            f"<p>Lineage: {lineage}{'; ' + escape(origin) if origin else ''}.</p>"
+            f"<p class='note'>Command: <code>{escape(manifest.get('command') or '(not recorded)')}"
             "</code></p>")
 
 
@@ -275,84 +161,84 @@ def _training(chain: list[ModelFolder]) -> str:
         origin = _origin(chain[-1])
         why = f"it was {origin}" if origin else "no folder of its lineage was trained by edgekit"
         return ("<h2 id='training'>Training</h2><p class='note'>No training record to show: "
-                f"{_e(why)}. <code>edgekit train</code> writes training curves and a confusion "
+                f"{escape(why)}. <code>edgekit train</code> writes training curves and a confusion "
                 "matrix into the folder it trains.</p>")
     name = trained.path.name
     if index == 0:
         parts = ["<h2 id='training'>Training</h2>"]
     else:
         relation = "parent" if index == 1 else "ancestor"
-        parts = [f"<h2 id='training'>Training (of the {relation}, {_e(name)})</h2>",
-                 f"<p>This model was not trained itself: it descends from <b>{_e(name)}</b>. "
+        parts = [f"<h2 id='training'>Training (of the {relation}, {escape(name)})</h2>",
+                 f"<p>This model was not trained itself: it descends from <b>{escape(name)}</b>. "
                  f"The curves and confusion matrix below are those of its {relation}, "
-                 f"{_e(name)}.</p>"]
-    test = _dict(_dict(trained.manifest.get("evaluation")).get("test"))
-    history = _dict(trained.manifest.get("training"))
+                 f"{escape(name)}.</p>"]
+    test = as_dict(as_dict(trained.manifest.get("evaluation")).get("test"))
+    history = as_dict(trained.manifest.get("training"))
     words = []
-    if _number(test.get("accuracy")):
-        words.append(f"Test accuracy of {_e(name)}: <b>{_percent(test['accuracy'])}</b>"
-                     + (f" on {_e(test['samples'])} samples" if test.get("samples") else "")
-                     + (f", macro F1 {test['macro_f1']:.3f}" if _number(test.get("macro_f1")) else "")
+    if is_number(test.get("accuracy")):
+        words.append(f"Test accuracy of {escape(name)}: <b>{percent_text(test['accuracy'])}</b>"
+                     + (f" on {escape(test['samples'])} samples" if test.get("samples") else "")
+                     + (f", macro F1 {test['macro_f1']:.3f}" if is_number(test.get("macro_f1")) else "")
                      + ".")
     if history.get("epochs_run"):
-        words.append(f"{_e(history['epochs_run'])} epochs"
+        words.append(f"{escape(history['epochs_run'])} epochs"
                      + (", stopped early" if history.get("stopped_early") else "")
-                     + (f"; it keeps the weights of epoch {_e(history['best_epoch'])}, the best on "
+                     + (f"; it keeps the weights of epoch {escape(history['best_epoch'])}, the best on "
                         "validation" if history.get("best_epoch") else "") + ".")
     if words:
         parts.append(f"<p>{' '.join(words)}</p>")
-    plots = _dict(trained.manifest.get("plots"))
-    figures = [_figure(trained.path / str(file), key, name) for key, file in plots.items()]
+    plots = as_dict(trained.manifest.get("plots"))
+    figures = [figure_html(trained.path / str(file), key, name) for key, file in plots.items()]
     figures = [figure for figure in figures if figure]
     parts.append(f"<div class='grid wide'>{''.join(figures)}</div>" if figures else
-                 _missing(f"training curves for {name}", f"edgekit train --output {trained.path} --force"))
+                 missing_html(f"training curves for {name}", f"edgekit train --output {trained.path} --force"))
     return "\n".join(parts)
 
 
 def _compression(chain: list[ModelFolder], bench: dict | None) -> str:
     heading = "<h2 id='compression'>Compression: what it cost</h2>"
     folder = chain[0]
-    rows = [row for row in _dict(folder.manifest.get("comparison")).get("rows") or []
+    rows = [row for row in as_dict(folder.manifest.get("comparison")).get("rows") or []
             if isinstance(row, dict)]
     if not rows:
         if folder.stage == "train":
             return heading + ("<p class='note'>This model is not compressed: "
-                              f"<code>edgekit compress {_e(folder.path)} --int8</code> writes a "
+                              f"<code>edgekit compress {escape(folder.path)} --int8</code> writes a "
                               "compressed child whose report compares the two here.</p>")
-        return heading + _missing("compression comparison", "edgekit compress MODEL --int8")
+        return heading + missing_html("compression comparison", "edgekit compress MODEL --int8")
     parent = chain[1] if len(chain) > 1 else None
-    parent_name = parent.path.name if parent else _dict(folder.parent_record).get("name", "the parent")
+    parent_name = parent.path.name if parent else as_dict(folder.parent_record).get("name", "the parent")
     latencies = {"parent": _p50s(_bench_of(parent)), "compressed": _p50s(bench)}
     table = []
     for row in rows:
         side = "parent" if str(row.get("label", "")).startswith("parent") else "compressed"
         artifact = "keras" if row.get("format") == "keras" else f"{row.get('format')}-{row.get('mode')}"
-        zeros = _dict(row.get("weights_in_file")).get("sparsity")
-        if zeros is None and _number(row.get("parameters")) and _number(row.get("nonzero_weights")):
+        zeros = as_dict(row.get("weights_in_file")).get("sparsity")
+        if zeros is None and is_number(row.get("parameters")) and is_number(row.get("nonzero_weights")):
             zeros = 1 - row["nonzero_weights"] / max(row["parameters"], 1)
         ratio = row.get("size_ratio_to_parent_fp32_tflite")
         table.append([f"{f'Parent ({parent_name})' if side == 'parent' else 'This model'}, "
-                      f"{_format(row.get('format'))} {row.get('mode') or ''}".strip(),
-                      _percent(row.get("accuracy")),
+                      f"{format_name(row.get('format'))} {row.get('mode') or ''}".strip(),
+                      percent_text(row.get("accuracy")),
                       "reference" if row.get("accuracy_drop_points") is None and side == "parent"
-                      else _change(row.get("accuracy_drop_points")),
-                      _size(row.get("bytes")), _size(row.get("gzip_bytes")),
-                      f"{ratio:.2f}x" if _number(ratio) else "—", _percent(zeros),
-                      _ms(latencies[side].get(artifact))])
+                      else change_text(row.get("accuracy_drop_points")),
+                      size_text(row.get("bytes")), size_text(row.get("gzip_bytes")),
+                      f"{ratio:.2f}x" if is_number(ratio) else "—", percent_text(zeros),
+                      ms_text(latencies[side].get(artifact))])
     headers = ["Model", "Test accuracy", "Change", "Size", "Gzipped", "Size vs the parent's fp32 "
                "TFLite", "Zero weights", "p50 latency"]
     if all(row[-1] == "—" for row in table):
         headers, table = headers[:-1], [row[:-1] for row in table]
-    stages = _dict(folder.manifest.get("stages")).values()
-    how = ", then ".join(str(_dict(stage).get("summary") or _dict(stage).get("technique"))
-                         for stage in stages if _dict(stage).get("summary") or _dict(stage).get("technique"))
-    parts = [heading, f"<p>Recipe <b>{_e(folder.manifest.get('recipe') or '?')}</b>"
-             + (f" ({_e(how)})" if how else "") + f", applied to <b>{_e(parent_name)}</b>; "
-             "measured on the test split.</p>", _verdict(rows), _table(headers, table)]
-    agreement = _dict(folder.manifest.get("comparison")).get("tflite_top1_agreement_with_keras")
-    if _number(agreement):
+    stages = as_dict(folder.manifest.get("stages")).values()
+    how = ", then ".join(str(as_dict(stage).get("summary") or as_dict(stage).get("technique"))
+                         for stage in stages if as_dict(stage).get("summary") or as_dict(stage).get("technique"))
+    parts = [heading, f"<p>Recipe <b>{escape(folder.manifest.get('recipe') or '?')}</b>"
+             + (f" ({escape(how)})" if how else "") + f", applied to <b>{escape(parent_name)}</b>; "
+             "measured on the test split.</p>", _verdict(rows), html_table(headers, table)]
+    agreement = as_dict(folder.manifest.get("comparison")).get("tflite_top1_agreement_with_keras")
+    if is_number(agreement):
         parts.append(f"<p class='note'>This model's TFLite file picks the same class as its Keras "
-                     f"model on {_percent(agreement)} of the test samples. p50 latency: from each "
+                     f"model on {percent_text(agreement)} of the test samples. p50 latency: from each "
                      "folder's own <code>edgekit bench</code>, where one ran.</p>")
     return "\n".join(parts)
 
@@ -364,15 +250,15 @@ def _verdict(rows: list[dict]) -> str:
                      and row.get("format") == "tflite"), None)
 
     before, after = find("parent"), find("compressed")
-    if not before or not after or not _number(after.get("bytes")) or not before.get("bytes"):
+    if not before or not after or not is_number(after.get("bytes")) or not before.get("bytes"):
         return ""
     factor = before["bytes"] / max(after["bytes"], 1)
     smaller = f"{factor:.1f}x smaller" if factor >= 1 else f"{1 / factor:.1f}x larger"
-    return (f"<p>The {_e(after.get('mode') or '')} TFLite file is <b>{_size(after['bytes'])}</b> "
-            f"against {_size(before['bytes'])} for the parent's {_e(before.get('mode') or '')} "
-            f"TFLite: <b>{smaller}</b>; test accuracy {_percent(before.get('accuracy'))}"
-            f" &rarr; <b>{_percent(after.get('accuracy'))}</b> "
-            f"({_e(_change(after.get('accuracy_drop_points')))}).</p>")
+    return (f"<p>The {escape(after.get('mode') or '')} TFLite file is <b>{size_text(after['bytes'])}</b> "
+            f"against {size_text(before['bytes'])} for the parent's {escape(before.get('mode') or '')} "
+            f"TFLite: <b>{smaller}</b>; test accuracy {percent_text(before.get('accuracy'))}"
+            f" &rarr; <b>{percent_text(after.get('accuracy'))}</b> "
+            f"({escape(change_text(after.get('accuracy_drop_points')))}).</p>")
 
 
 def _bench_of(folder: ModelFolder | None) -> dict | None:
@@ -388,7 +274,7 @@ def _bench_of(folder: ModelFolder | None) -> dict | None:
 def _p50s(bench: dict | None) -> dict:
     if not bench:
         return {}
-    return {row.get("name"): _dict(row.get("metrics")).get("p50_ms")
+    return {row.get("name"): as_dict(row.get("metrics")).get("p50_ms")
             for row in bench.get("artifacts") or [] if row.get("status") == "ok"}
 
 
@@ -396,80 +282,80 @@ def _fidelity(folder: ModelFolder) -> str:
     heading = "<h2 id='fidelity'>Fidelity of each artifact</h2>"
     exports = folder.exports()
     if not exports:
-        return heading + _missing("exported artifacts", f"edgekit export {folder.path}")
+        return heading + missing_html("exported artifacts", f"edgekit export {folder.path}")
     rows, samples = [], []
     for export in exports:
-        for entry in _dict(export.manifest.get("artifacts")).values():
-            entry, check = _dict(entry), _dict(_dict(entry).get("fidelity"))
+        for entry in as_dict(export.manifest.get("artifacts")).values():
+            entry, check = as_dict(entry), as_dict(as_dict(entry).get("fidelity"))
             agreement = check.get("top1_agreement", check.get("agreement"))
             count = check.get("samples")
             samples.append(count)
-            shown = _percent(agreement)
-            if _number(agreement) and _number(count) and agreement < 1:
+            shown = percent_text(agreement)
+            if is_number(agreement) and is_number(count) and agreement < 1:
                 shown += f" ({round((1 - agreement) * count)} of {count} differ)"
-            limits = _dict(check.get("thresholds"))
+            limits = as_dict(check.get("thresholds"))
             required = "; ".join(
-                text for text, value in ((f"agreement ≥ {_percent(limits.get('min_top1_agreement'))}",
+                text for text, value in ((f"agreement ≥ {percent_text(limits.get('min_top1_agreement'))}",
                                           limits.get("min_top1_agreement")),
-                                         (f"|difference| ≤ {_diff(limits.get('max_abs_diff'))}",
-                                          limits.get("max_abs_diff"))) if _number(value))
-            rows.append([str(entry.get("name", "?")), _format(entry.get("format")),
-                         str(entry.get("precision") or "—"), _size(entry.get("bytes")), shown,
-                         _diff(check.get("max_abs_diff")), required or "—",
+                                         (f"|difference| ≤ {diff_text(limits.get('max_abs_diff'))}",
+                                          limits.get("max_abs_diff"))) if is_number(value))
+            rows.append([str(entry.get("name", "?")), format_name(entry.get("format")),
+                         str(entry.get("precision") or "—"), size_text(entry.get("bytes")), shown,
+                         diff_text(check.get("max_abs_diff")), required or "—",
                          str(entry.get("status") or "not checked")])
-    counted = sorted({count for count in samples if _number(count)})
+    counted = sorted({count for count in samples if is_number(count)})
     on = f"the same {counted[0]} test samples" if len(counted) == 1 else "the test samples"
     return (heading + "<p>Fidelity to the Keras model: each exported artifact ran on "
             f"{on} as the Keras model it came from. Top-1 agreement is the share of samples on "
             "which both pick the same class; max |difference| the largest gap between their "
             "output probabilities. An artifact below what its precision requires fails the export.</p>"
-            + _table(["Artifact", "Format", "Precision", "Size", "Top-1 agreement",
+            + html_table(["Artifact", "Format", "Precision", "Size", "Top-1 agreement",
                       "Max |difference|", "Required", "Verdict"], rows, wrap=(6, 7)))
 
 
 def _speed(folder: ModelFolder, bench: dict | None, bench_path: Path) -> str:
     heading = "<h2 id='speed'>Speed on this machine</h2>"
     if bench is None:
-        return heading + _missing("benchmark", f"edgekit bench {folder.path}")
-    config, machine = _dict(bench.get("config")), _dict(bench.get("machine"))
+        return heading + missing_html("benchmark", f"edgekit bench {folder.path}")
+    config, machine = as_dict(bench.get("config")), as_dict(bench.get("machine"))
     batch, threads = (config.get("batches") or [1])[0], (config.get("threads") or [1])[0]
     setting = f"batch {batch}, {threads or 'default'} thread{'s' if threads != 1 else ''}"
     rows, failed = [], []
     for row in bench.get("artifacts") or []:
-        figures = _dict(row.get("metrics"))
+        figures = as_dict(row.get("metrics"))
         if row.get("status") != "ok" and not figures.get("p50_ms"):
             failed.append(f"{row.get('name')}: {row.get('reason') or 'failed'}")
             continue
         throughput = figures.get("throughput_per_s")
-        rows.append([str(row.get("name")), _format(row.get("runtime")), _size(figures.get("bytes")),
-                     _percent(figures.get("accuracy")), _change(figures.get("accuracy_drop")),
-                     _percent(figures.get("agreement")), _ms(figures.get("p50_ms")),
-                     _ms(figures.get("p99_ms")),
-                     f"{figures['speedup']:.2f}x" if _number(figures.get("speedup")) else "—",
-                     f"{throughput:,.0f}/s" if _number(throughput) else "—",
-                     _ms(figures.get("load_ms")),
-                     f"{figures['peak_rss_mb']:.0f} MB" if _number(figures.get("peak_rss_mb")) else "—"])
-    timed = {name: p50 for name, p50 in _p50s(bench).items() if _number(p50)}
+        rows.append([str(row.get("name")), format_name(row.get("runtime")), size_text(figures.get("bytes")),
+                     percent_text(figures.get("accuracy")), change_text(figures.get("accuracy_drop")),
+                     percent_text(figures.get("agreement")), ms_text(figures.get("p50_ms")),
+                     ms_text(figures.get("p99_ms")),
+                     f"{figures['speedup']:.2f}x" if is_number(figures.get("speedup")) else "—",
+                     f"{throughput:,.0f}/s" if is_number(throughput) else "—",
+                     ms_text(figures.get("load_ms")),
+                     f"{figures['peak_rss_mb']:.0f} MB" if is_number(figures.get("peak_rss_mb")) else "—"])
+    timed = {name: p50 for name, p50 in _p50s(bench).items() if is_number(p50)}
     fastest = min(timed, key=timed.get, default=None)
     parts = [heading, f"<p>Benchmark of every artifact with <code>edgekit bench</code>, each in its "
-             f"own process, on {_e(machine.get('cpu', '?'))} ({machine.get('cores', '?')} cores"
-             + (f", {_e(' '.join(machine['cpu_flags']))}" if machine.get("cpu_flags") else "")
-             + f"), {_e(_when(bench.get('created')))}, at {setting}."
-             + (f" Fastest: <b>{_e(fastest)}</b>, p50 {_ms(timed[fastest])}." if fastest else "")
+             f"own process, on {escape(machine.get('cpu', '?'))} ({machine.get('cores', '?')} cores"
+             + (f", {escape(' '.join(machine['cpu_flags']))}" if machine.get("cpu_flags") else "")
+             + f"), {escape(when_text(bench.get('created')))}, at {setting}."
+             + (f" Fastest: <b>{escape(fastest)}</b>, p50 {ms_text(timed[fastest])}." if fastest else "")
              + "</p>"]
-    parts.append(_table(["Artifact", "Runtime", "Size", "Test accuracy", "Change vs Keras",
+    parts.append(html_table(["Artifact", "Runtime", "Size", "Test accuracy", "Change vs Keras",
                          "Top-1 agreement", "p50 latency", "p99 latency",
                          "Speed vs fp32", "Throughput", "Load time", "Peak memory"], rows))
     parts.append(f"<p class='note'>p50 / p99: median and 99th percentile of one call over at least "
                  f"{config.get('min_runs', '?')} runs and {config.get('min_seconds', '?')} s per "
                  f"window at {setting}; speed vs fp32: the p50 of the fp32 artifact of the same "
                  "runtime over this one's (above 1x: faster); throughput in samples per second.</p>")
-    lines = [f"Failed: {line}" for line in failed] + list(_dict(bench.get("gates")).get("broken") or [])
+    lines = [f"Failed: {line}" for line in failed] + list(as_dict(bench.get("gates")).get("broken") or [])
     lines += list(bench.get("warnings") or [])
     if lines:
-        parts.append("<ul class='warn'>" + "".join(f"<li>{_e(line)}</li>" for line in lines) + "</ul>")
-    figures = [_figure(bench_path.parent / str(relative), name)
-               for name, relative in _dict(bench.get("plots")).items()]
+        parts.append("<ul class='warn'>" + "".join(f"<li>{escape(line)}</li>" for line in lines) + "</ul>")
+    figures = [figure_html(bench_path.parent / str(relative), name)
+               for name, relative in as_dict(bench.get("plots")).items()]
     parts.append("<div class='grid'>" + "".join(figure for figure in figures if figure) + "</div>")
     return "\n".join(parts)
 
@@ -487,36 +373,36 @@ def _optimizer(folder: ModelFolder) -> str:
         try:
             document = json.loads(record.read_text())
         except (ValueError, UnicodeDecodeError, OSError) as error:
-            parts.append(f"<p class='warn'>The optimizer's record {_e(record)} cannot be read "
-                         f"({_e(type(error).__name__)}); run <code>edgekit optimize</code> again.</p>")
+            parts.append(f"<p class='warn'>The optimizer's record {escape(record)} cannot be read "
+                         f"({escape(type(error).__name__)}); run <code>edgekit optimize</code> again.</p>")
     else:
-        parts.append(f"<p class='note'>No candidates table beside these plots ({_e(record)} is "
+        parts.append(f"<p class='note'>No candidates table beside these plots ({escape(record)} is "
                      "missing): run <code>edgekit optimize</code> again.</p>")
     if document is not None:
         parts += _candidates(document if isinstance(document, dict) else {"candidates": document},
-                             _dict(folder.manifest.get("optimize")))
-    figures = [_figure(path, path.stem) for path in plots]
+                             as_dict(folder.manifest.get("optimize")))
+    figures = [figure_html(path, path.stem) for path in plots]
     parts += [figure for figure in figures if figure]
     return "\n".join(parts)
 
 
 def _candidates(document: dict, section: dict) -> list[str]:
     candidates = [item for item in document.get("candidates") or [] if isinstance(item, dict)]
-    budget = _dict(document.get("budget"))
+    budget = as_dict(document.get("budget"))
     limit = budget.get("max_drop_points", section.get("max_drop_points"))
-    objective = _dict(document.get("objective")).get("name") or section.get("objective") or "latency"
+    objective = as_dict(document.get("objective")).get("name") or section.get("objective") or "latency"
     field, best = _OBJECTIVES.get(objective, _OBJECTIVES["latency"])
-    show = _ms if field == "p50_ms" else (lambda value: f"{_size(value)} gzipped")
-    budget_text = f"the {limit:g}-point budget" if _number(limit) else "the budget"
+    show = ms_text if field == "p50_ms" else (lambda value: f"{size_text(value)} gzipped")
+    budget_text = f"the {limit:g}-point budget" if is_number(limit) else "the budget"
     measured = [item for item in candidates if item.get("status") == "measured"]
     reference = budget.get("reference_accuracy_val", section.get("reference_accuracy_val"))
     parts = [f"<p><code>edgekit optimize</code> measured {len(measured)} of {len(candidates)} "
              f"candidates on the validation split, against the parent's Keras model"
-             + (f" ({_percent(reference)})" if _number(reference) else "")
-             + (f"; each may lose at most {limit:g} points of validation accuracy" if _number(limit) else "")
+             + (f" ({percent_text(reference)})" if is_number(reference) else "")
+             + (f"; each may lose at most {limit:g} points of validation accuracy" if is_number(limit) else "")
              + ".</p>"]
     chosen = next((item for item in candidates if item.get("chosen")), None)
-    within = sorted((item for item in candidates if item.get("within_budget") and _number(item.get(field))),
+    within = sorted((item for item in candidates if item.get("within_budget") and is_number(item.get(field))),
                     key=lambda item: item[field])
     if chosen is None:
         parts.append(f"<p><b>No candidate was chosen</b>: none stayed within {budget_text}.</p>")
@@ -524,16 +410,16 @@ def _candidates(document: dict, section: dict) -> list[str]:
         others = [item for item in within if item is not chosen]
         why = (f"the only candidate within {budget_text}" if not others else
                f"{best} among the {len(within)} candidates within {budget_text}")
-        value = f" ({show(chosen[field])})" if _number(chosen.get(field)) else ""
-        runner = (f"; next came {_e(others[0].get('name'))} at {show(others[0][field])}"
-                  if others and _number(others[0].get(field)) else "")
+        value = f" ({show(chosen[field])})" if is_number(chosen.get(field)) else ""
+        runner = (f"; next came {escape(others[0].get('name'))} at {show(others[0][field])}"
+                  if others and is_number(others[0].get(field)) else "")
         test = chosen.get("accuracy_test", section.get("accuracy_test"))
-        parts.append(f"<p><b>{_e(chosen.get('name'))}</b> won: {_e(why)}{_e(value)}{runner}."
-                     + (f" Its test accuracy, measured once on this folder: {_percent(test)}."
-                        if _number(test) else "") + "</p>")
+        parts.append(f"<p><b>{escape(chosen.get('name'))}</b> won: {escape(why)}{escape(value)}{runner}."
+                     + (f" Its test accuracy, measured once on this folder: {percent_text(test)}."
+                        if is_number(test) else "") + "</p>")
     if document.get("stopped_by_time_budget"):
         parts.append("<p class='warn'>The time budget stopped the search; not measured: "
-                     f"{_e(', '.join(map(str, document.get('skipped_for_time') or [])) or 'none named')}.</p>")
+                     f"{escape(', '.join(map(str, document.get('skipped_for_time') or [])) or 'none named')}.</p>")
     rows, classes = [], []
     for item in candidates:
         status = str(item.get("status") or "—")
@@ -542,16 +428,16 @@ def _candidates(document: dict, section: dict) -> list[str]:
         if item.get("chosen"):
             status += ", chosen"
         rows.append([("★ " if item.get("chosen") else "") + str(item.get("name", "?")),
-                     str(item.get("recipe") or "—"), _format(item.get("runtime")),
-                     _percent(item.get("accuracy_val")), _change(item.get("drop_points")),
-                     _size(item.get("size_bytes")), _size(item.get("gzip_bytes")),
-                     _ms(item.get("p50_ms")), _ms(item.get("p99_ms")), status])
+                     str(item.get("recipe") or "—"), format_name(item.get("runtime")),
+                     percent_text(item.get("accuracy_val")), change_text(item.get("drop_points")),
+                     size_text(item.get("size_bytes")), size_text(item.get("gzip_bytes")),
+                     ms_text(item.get("p50_ms")), ms_text(item.get("p99_ms")), status])
         classes.append("chosen" if item.get("chosen") else "")
-    parts.append(_table(["Candidate", "Recipe", "Runtime", "Validation accuracy", "Change",
+    parts.append(html_table(["Candidate", "Recipe", "Runtime", "Validation accuracy", "Change",
                          "Size", "Gzipped", "p50 latency", "p99 latency", "Verdict"], rows, classes,
                         wrap=(1, 9)))
     notes = [str(note) for note in [*(document.get("notes") or []), *(section.get("warnings") or [])]]
     if section.get("search_command"):
         notes.append(f"Search again: {section['search_command']}")
-    parts += [f"<p class='note'>{_e(note)}</p>" for note in notes]
+    parts += [f"<p class='note'>{escape(note)}</p>" for note in notes]
     return parts
