@@ -9,6 +9,7 @@ from edgekit.errors import EdgekitError
 from edgekit.bench import bench  # noqa: E402
 from edgekit.compress import compress  # noqa: E402
 from edgekit.export import export  # noqa: E402
+from edgekit.optimize import optimize  # noqa: E402
 from edgekit.pipeline import pipeline  # noqa: E402
 from edgekit.serve import serve  # noqa: E402
 from edgekit.train import train  # noqa: E402
@@ -20,4 +21,4 @@ from edgekit.models import build_model  # noqa: E402
 __version__ = "0.1.0"
 
 __all__ = ["EdgekitError", "__version__", "bench", "build_model", "compress", "export", "load_dataset",
-           "pipeline", "serve", "train"]
+           "optimize", "pipeline", "serve", "train"]

@@ -14,6 +14,7 @@ from edgekit.cli.deploy import deploy_group
 from edgekit.cli.export import export_command
 from edgekit.cli.infer import infer_command
 from edgekit.cli.inspect import inspect_command
+from edgekit.cli.optimize import optimize_command
 from edgekit.cli.pipeline import pipeline_command
 from edgekit.cli.report import report_command
 from edgekit.cli.serve import serve_command
@@ -38,8 +39,8 @@ def cli(verbose: bool) -> None:
 
 def _register_commands() -> None:
 
-    for command in (pipeline_command, train_command, compress_command, export_command, inspect_command,
-                    bench_command, report_command, serve_command, deploy_group,
+    for command in (pipeline_command, train_command, compress_command, optimize_command,
+                    export_command, inspect_command, bench_command, report_command, serve_command, deploy_group,
                     infer_command, models_command, datasets_command):
         cli.add_command(command)
 

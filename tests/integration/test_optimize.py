@@ -1,0 +1,208 @@
+"""``edgekit optimize`` end to end: real conversions, LiteRT / ONNX Runtime, bench workers.
+
+Two tiny parents, built once for the module: an MLP model folder from ``edgekit train``, and a
+model file built so that one layer ruins full int8 (``wide_range``: every output unit reads a
+dead input unit through a weight of 1000, so per-channel int8 weights lose every other weight
+of that layer). Searches use 100 calibration samples, one fine-tuning epoch and short bench
+windows.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from edgekit.bench.artifacts import discover
+from edgekit.cli.common import EdgekitGroup
+from edgekit.cli.optimize import optimize_command
+from edgekit.optimize import latency
+from edgekit.optimize.artifacts import Workbench
+from edgekit.optimize.candidates import build_candidates
+from edgekit.optimize.records import FIELDS
+from edgekit.optimize.run import optimize
+
+FAST = {"calibration_samples": 100, "finetune_epochs": 1,
+        "bench_options": {"warmup_runs": 2, "warmup_seconds": 0.0, "min_runs": 10,
+                          "min_seconds": 0.05, "max_windows": 2}}
+FAST_FLAGS = ["--calibration-samples", "100"]
+SENSITIVE = {"dataset": "digits", "preprocess": "scale=0.0625"}
+
+
+@pytest.fixture(scope="module")
+def parent_folder(tmp_path_factory):
+    """A trained tiny MLP model folder, ``<work>/models/mlp-digits``."""
+    import edgekit
+
+    folder = tmp_path_factory.mktemp("work") / "models" / "mlp-digits"
+    edgekit.train(model="mlp", model_options={"hidden_units": 32}, epochs=8,
+                  output_dir=folder, progress=False)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def sensitive_model(tmp_path_factory):
+    """A .keras file whose layer ``wide_range`` ruins full int8 and nothing else does."""
+    from edgekit._compat import keras
+    from edgekit.data import load_dataset
+
+    tf_keras = keras()
+    tf_keras.utils.set_random_seed(0)
+    dataset = load_dataset("digits", seed=0)
+    inputs = tf_keras.Input((8, 8, 1), name="input")
+    x = tf_keras.layers.Flatten(name="flatten")(inputs)
+    x = tf_keras.layers.Dense(32, activation="relu", name="features")(x)
+    x = tf_keras.layers.Dense(32, activation="relu", name="wide_range")(x)
+    outputs = tf_keras.layers.Dense(10, activation="softmax", name="probabilities")(x)
+    model = tf_keras.Model(inputs, outputs, name="sensitive")
+    model.compile("adam", "sparse_categorical_crossentropy")
+    model.fit(dataset.x_train * 0.0625, dataset.y_train, epochs=15, batch_size=32, verbose=0)
+    kernel, bias = model.get_layer("features").get_weights()
+    kernel[:, 0], bias[0] = 0.0, -1.0  # unit 0 of features is dead: always 0 after its ReLU
+    model.get_layer("features").set_weights([kernel, bias])
+    kernel, bias = model.get_layer("wide_range").get_weights()
+    kernel[0, :] = 1000.0  # harmless in float (it multiplies 0), fatal to int8 weight scales
+    model.get_layer("wide_range").set_weights([kernel, bias])
+    path = tmp_path_factory.mktemp("sensitive") / "sensitive.keras"
+    model.save(path)
+    return path
+
+
+def _cli(*args: str):
+    @click.group(cls=EdgekitGroup)
+    def group():
+        """edgekit"""
+
+    group.add_command(optimize_command)
+    return CliRunner().invoke(group, ["optimize", *args], catch_exceptions=False)
+
+
+def _document(folder) -> dict:
+    return json.loads((folder / "optimize" / "candidates.json").read_text())
+
+
+def test_post_training_search_of_a_model_folder_writes_every_candidate_and_a_normal_folder(
+        parent_folder, tmp_path, monkeypatch):
+    def no_fine_tuning(self, candidate):
+        pytest.fail(f"--no-finetune fine-tuned {candidate.name}")
+
+    monkeypatch.setattr(Workbench, "fine_tuning", no_fine_tuning)
+    monkeypatch.setattr(latency, "SEARCH_TIMING", FAST["bench_options"])
+    output = tmp_path / "mlp-optimized"
+    outcome = _cli(str(parent_folder), "--max-drop", "1", "--no-finetune", *FAST_FLAGS,
+                   "--output", str(output))
+    assert outcome.exit_code == 0, outcome.output
+    assert "chosen:" in outcome.output and "tflite-int8" in outcome.output
+
+    document = _document(output)
+    expected = [candidate.name for candidate in build_candidates(("litert",))[0]]
+    assert [item["name"] for item in document["candidates"]] == expected
+    for item in document["candidates"]:
+        assert tuple(item) == FIELDS
+        if item["status"] == "measured":
+            assert None not in (item["accuracy_val"], item["drop_points"], item["size_bytes"],
+                                item["gzip_bytes"], item["p50_ms"], item["p99_ms"])
+    chosen = [item for item in document["candidates"] if item["chosen"]]
+    assert len(chosen) == 1
+    chosen = chosen[0]
+    assert chosen["within_budget"] and chosen["drop_points"] <= 1.0  # on validation
+    assert 0 < chosen["accuracy_test"] <= 1  # measured once, on the final folder
+    assert all(item["status"] == "skipped: --no-finetune" for item in document["candidates"]
+               if document["details"][item["name"]]["stage"] == "fine-tuning")
+
+    manifest = json.loads((output / "manifest.json").read_text())
+    assert manifest["stage"] == "compress" and manifest["status"] == "complete"
+    assert manifest["parent"]["path"] == str(parent_folder)
+    assert manifest["optimize"]["chosen"] == chosen["name"]
+    command = shlex.split(manifest["command"])
+    assert command[:3] == ["edgekit", "compress", str(parent_folder)]
+    assert command[-2:] == ["--output", str(output)]
+    assert "optimize/candidates.json" in manifest["files"]
+    assert (output / "optimize" / "pareto.png").stat().st_size > 0
+    names = [artifact.name for subject in discover([output]) for artifact in subject.artifacts]
+    assert "keras" in names and any(name.startswith("tflite-") for name in names)
+
+
+def test_int8_ruined_by_one_layer_is_brought_within_budget_by_keeping_that_layer_in_float(
+        sensitive_model, tmp_path):
+    result = optimize(
+        str(sensitive_model), output_dir=tmp_path / "out", max_drop=1.0, finetune=False,
+        runtime="both", objective="size", progress=False,
+        candidates="tflite-fp32,tflite-int8,tflite-int8-fallback,onnx-int8,onnx-int8-fallback",
+        **SENSITIVE, **FAST)
+    search = result.search
+    assert search.outcome("tflite-int8").drop_points > 50
+    assert search.outcome("onnx-int8").drop_points > 50
+    fallbacks = result.document["sensitivity"]
+    for name in ("tflite-int8-fallback", "onnx-int8-fallback"):
+        assert search.outcome(name).within_budget, name
+        assert fallbacks[name]["float_layers"] == ["wide_range"], name
+        assert fallbacks[name]["ranking"][0]["layer"] == "wide_range", name
+    assert fallbacks["onnx-int8-fallback"]["reused_tflite_layers"] is True
+    assert result.chosen["name"] in ("tflite-int8-fallback", "onnx-int8-fallback")
+    assert result.chosen["recipe"] == "int8+float:wide_range"
+
+    manifest = json.loads((result.output_dir / "manifest.json").read_text())
+    assert manifest["optimize"]["float_layers"] == ["wide_range"]
+    assert (result.output_dir / "optimize" / "sensitivity.png").stat().st_size > 0
+    if result.chosen["name"] == "tflite-int8-fallback":
+        assert manifest["config"]["float_layers"] == ["wide_range"]
+        assert manifest["status"] == "complete"
+        row = manifest["comparison"]["rows"][-1]
+        assert row["accuracy"] == pytest.approx(result.chosen["accuracy_test"])
+        assert row["accuracy_drop_points"] < 5  # full int8 scored 10% here
+
+
+def test_a_budget_nothing_meets_exits_1_with_the_closest_listed(sensitive_model, tmp_path):
+    output = tmp_path / "never"
+    outcome = _cli(str(sensitive_model), "--dataset", "digits", "--preprocess", "scale=0.0625",
+                   "--max-drop", "0.5", "--candidates", "tflite-int8,tflite-dynamic",
+                   *FAST_FLAGS, "--output", str(output))
+    assert outcome.exit_code == 1
+    assert "no candidate keeps the validation accuracy within 0.5 points" in outcome.output
+    assert "the closest: tflite-" in outcome.output and "drops" in outcome.output
+    assert "over budget" in outcome.output  # the table is printed too
+    assert not output.exists()
+
+
+def test_the_time_budget_stops_the_search_and_says_so(sensitive_model, tmp_path, monkeypatch):
+    monkeypatch.setattr(latency, "SEARCH_TIMING", FAST["bench_options"])
+    output = tmp_path / "quick"
+    outcome = _cli(str(sensitive_model), "--dataset", "digits", "--preprocess", "scale=0.0625",
+                   "--max-drop", "1", "--objective", "size", "--time-budget", "0.001",
+                   "--candidates",
+                   "tflite-fp32,tflite-int8,tflite-int8-fallback,tflite-qat", *FAST_FLAGS,
+                   "--output", str(output))
+    assert outcome.exit_code == 0, outcome.output
+    assert "the time budget of 0.001 minute(s) stopped the search" in outcome.output
+    document = _document(output)
+    statuses = {item["name"]: item["status"] for item in document["candidates"]}
+    assert statuses["tflite-int8-fallback"] == statuses["tflite-qat"] == "skipped: time budget"
+    assert document["stopped_by_time_budget"] is True
+    assert document["chosen"] == "tflite-fp32"  # the only one measured within budget
+    manifest = json.loads((output / "manifest.json").read_text())
+    assert manifest["recipe"] == "fp32" and manifest["config"]["dynamic"] is False
+    names = [artifact.name for subject in discover([output]) for artifact in subject.artifacts]
+    assert "tflite-fp32" in names
+
+
+def test_fine_tuning_runs_only_where_it_can_still_win(parent_folder, tmp_path):
+    result = optimize(
+        str(parent_folder), output_dir=tmp_path / "small", max_drop=100.0, objective="size",
+        candidates="tflite-int8,tflite-qat,tflite-prune50-qat", progress=False, **FAST)
+    statuses = {item["name"]: item["status"] for item in result.candidates}
+    # QAT alone converts to the same int8 tensors: no smaller than int8, which is within budget.
+    assert statuses["tflite-qat"].startswith("skipped: dominated")
+    assert statuses["tflite-prune50-qat"] == "measured"
+    details = result.document["details"]["tflite-prune50-qat"]
+    assert details["compress_folder"].endswith("prune50-qat")
+    sizes = {item["name"]: item["gzip_bytes"] for item in result.candidates}
+    assert sizes["tflite-prune50-qat"] < sizes["tflite-int8"]
+    assert result.chosen["name"] == "tflite-prune50-qat"
+    manifest = json.loads((result.output_dir / "manifest.json").read_text())
+    assert manifest["recipe"] == "prune50-qat" and "prune" in manifest["stages"]
+    assert manifest["parent"]["path"] == str(parent_folder)
+    assert "--prune 0.5 --qat" in manifest["command"]
