@@ -4,7 +4,8 @@ Modes (see :data:`TFLITE_MODES`): ``fp32`` (no optimization), ``dynamic`` (int8 
 activations), ``fp16`` (float16 weights), ``int8`` (full integer, calibrated on representative
 samples; optionally int8 input and output tensors) and ``int16x8`` (16-bit activations, 8-bit
 weights). A quantization-aware (tfmot QAT) model converts with ``int8``; its fake-quant ranges
-are used and representative samples are optional.
+are used and representative samples are optional. Full int8 with some Keras layers kept in
+float is :mod:`edgekit.formats.tflite_layers`.
 
 ``tf.lite.Optimize.EXPERIMENTAL_SPARSITY`` is deliberately never set: LiteRT's XNNPACK delegate
 refuses the files it produces (seen with a pruned int8 model), while plain files keep the zeros
@@ -158,7 +159,7 @@ def convert_to_tflite(model, mode: str = "fp32", representative_data: np.ndarray
         representative_data = check_representative_data(model, representative_data)
     tf = tensorflow()
     with contextlib.redirect_stdout(io.StringIO()):
-        converter = _make_converter(model, tf)
+        converter = make_converter(model, tf)
     if quantization_aware and representative_data is None:
         # Every range is learned: int8 without restricting the op set (which would demand a
         # representative dataset).
@@ -226,7 +227,13 @@ def converter_failure(error: BaseException, model_name: str, mode: str, logs: st
     )
 
 
-def _make_converter(model, tf):
+def make_converter(model, tf):
+    """The ``tf.lite.TFLiteConverter`` of ``model``: from the Keras model, or from a batch-1
+    concrete function for the layers in :data:`FIXED_BATCH_LAYERS`.
+
+    :mod:`edgekit.formats.tflite_layers` calibrates through the same converter, so a model
+    with layers kept in float is converted exactly as its full-int8 sibling.
+    """
     if not any(type(layer).__name__ in FIXED_BATCH_LAYERS for layer in model.layers):
         return tf.lite.TFLiteConverter.from_keras_model(model)
     spec = tf.TensorSpec([1, *model.input_shape[1:]], tf.float32)

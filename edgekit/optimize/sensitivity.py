@@ -10,23 +10,26 @@ layers in float by hand. Here that is measured and searched:
    and its QDQ int8 graph run side by side (``onnxruntime.quantization.qdq_loss_debug``); a
    node's error is the relative error its output adds to the largest error of its inputs.
    Both are measured on calibration samples (the training split), never on validation.
-2. **Fewest layers.** Layers are ranked by error; :func:`fewest_layers` keeps the top ``k`` in
-   float (TFLite ``QuantizationDebugOptions(denylisted_nodes=...)`` on the calibrated model,
-   no re-calibration; ONNX ``quantize_static(nodes_to_exclude=...)``), doubling ``k`` until the
-   validation accuracy is within budget, then bisecting to the smallest ``k`` that is.
+2. **Fewest layers.** Keras layers are ranked by their largest op error; :func:`fewest_layers`
+   keeps the top ``k`` in float (TFLite ``QuantizationDebugOptions(denylisted_nodes=...)`` on
+   the calibrated model, no re-calibration; ONNX ``quantize_static(nodes_to_exclude=...)``),
+   doubling ``k`` until the validation accuracy is within budget, then bisecting to the smallest
+   ``k`` that is. Only Keras layers are searched (an op named after no layer is ranked, not
+   kept), so the winner is what ``edgekit compress --int8 --float-layers`` and ``edgekit export
+   --onnx-float-layers`` make from the same names, through the same code
+   (:mod:`edgekit.formats.tflite_layers`, :mod:`edgekit.export.onnx`).
 3. **Reuse.** The ONNX fallback first tries the Keras layers the TFLite fallback kept (their
    ONNX nodes), and searches its own ranking only when those are not enough.
 
 Example:
     >>> layers = TfliteLayers(model, calibration)
-    >>> ranked = layers.errors()            # [LayerError(node, layer, op, error), ...]
-    >>> content = layers.quantized([ranked[0].node])
+    >>> ranked = layers.layer_errors()      # [LayerError(layer, layer, op, error), ...]
+    >>> content = layers.quantized(layers.nodes_for([ranked[0].layer]))
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
 import io
 import tempfile
 import time
@@ -36,46 +39,18 @@ from typing import Callable
 
 import numpy as np
 
-from edgekit._compat import quiet_native_logs, tensorflow
-from edgekit.errors import ModelError, short_reason
+from edgekit._compat import quiet_native_logs
+from edgekit.export.onnx import layer_key, nodes_keeping_float, quantization_graph
 from edgekit.formats.onnx_quantize import quantize_static_int8
-from edgekit.formats.tflite import FIXED_BATCH_LAYERS, TFLITE_MODES, check_representative_data
+from edgekit.formats.tflite_layers import (DEBUG_SAMPLES, LayerError, TfliteLayers,
+                                           keras_layer_of, relative_rmse)
 from edgekit.optimize.artifacts import Artifact, Workbench
 from edgekit.optimize.candidates import Candidate
 
-# Samples (from the calibration set) the per-layer errors are averaged over.
-DEBUG_SAMPLES = 100
-_EPSILON = 1e-12
 # The ONNX tensor a QDQ graph holds after quantizing a node's output (onnxruntime.quantization).
 _DEQUANTIZED_SUFFIX = "_DequantizeLinear_Output"
-# Activations ONNX Runtime's QDQ quantizer folds into the QuantizeLinear that follows them.
-_CLAMPING_ACTIVATIONS = ("Relu", "Clip")
-
-
-@dataclass(frozen=True)
-class LayerError:
-    """One quantized op's measured int8 error.
-
-    Attributes:
-        node: the converter's name for it (a TFLite output tensor, an ONNX node), what
-            ``denylisted_nodes`` / ``nodes_to_exclude`` take.
-        layer: the Keras layer it belongs to, when its name says so.
-        op: the op type (``FULLY_CONNECTED``, ``Conv``).
-        error: relative RMS error of its output.
-    """
-
-    node: str
-    layer: str | None
-    op: str
-    error: float
-
-    @property
-    def label(self) -> str:
-        return self.layer or f"{self.op} ({self.node[:40]})"
-
-    def to_dict(self) -> dict:
-        return {"node": self.node, "layer": self.layer, "op": self.op,
-                "error": round(float(self.error), 6)}
+# What TfliteLayers says when the debugger cannot quantize the model.
+_WITHOUT_FALLBACK = "search without the layer fallback (--candidates without tflite-int8-fallback)"
 
 
 @dataclass
@@ -155,117 +130,6 @@ def fewest_layers(ranked: list[str], evaluate: Callable[[list[str]], float],
     return search
 
 
-def keras_layer_of(node: str, layer_names) -> str | None:
-    """The Keras layer a converter's node or tensor name belongs to (``model/dense_1/MatMul``)."""
-    for part in node.split(";"):
-        for segment in part.split("/"):
-            if segment in layer_names:
-                return segment
-    return None
-
-
-def relative_rmse(reference: np.ndarray, value: np.ndarray) -> float:
-    """``rms(value - reference) / rms(reference)``: the error relative to the signal."""
-    reference = np.asarray(reference, dtype=np.float64)
-    value = np.asarray(value, dtype=np.float64)
-    noise = np.sqrt(np.mean((value - reference) ** 2))
-    return float(noise / (np.sqrt(np.mean(reference ** 2)) + _EPSILON))
-
-
-# --- TFLite -------------------------------------------------------------------------------------
-
-
-def _dequantized_error(float_value, quantized_value, scale, zero_point) -> float:
-    # layer_direct_compare_metrics passes (float output, int8 output, scale, zero point).
-    restored = (np.asarray(quantized_value, dtype=np.float64) - float(zero_point)) * float(scale)
-    return relative_rmse(float_value, restored)
-
-
-class TfliteLayers:
-    """A full-int8 TFLite conversion of ``model``, calibrated once, with its layers' errors.
-
-    Args:
-        model: a single-input tf-keras (or Keras 3) model.
-        calibration: model-ready calibration samples (they also feed the error statistics).
-
-    Raises:
-        ModelError: when the converter cannot calibrate or quantize the model.
-    """
-
-    def __init__(self, model, calibration: np.ndarray):
-        calibration = check_representative_data(model, calibration)
-        self._samples = calibration[:DEBUG_SAMPLES]
-        self._layer_names = {layer.name for layer in model.layers}
-        tf = tensorflow()
-        self._tf = tf
-        with self._quiet():
-            converter = _converter(model, tf)
-            TFLITE_MODES.get("int8").configure(converter, tf)
-
-            def representative():
-                for index in range(len(calibration)):
-                    yield [calibration[index:index + 1]]
-
-            converter.representative_dataset = representative
-            try:
-                self._debugger = tf.lite.experimental.QuantizationDebugger(
-                    converter=converter, debug_dataset=self._debug_dataset)
-            except Exception as error:  # noqa: BLE001  (ConverterError, ValueError...)
-                raise ModelError(f"TFLite's QuantizationDebugger cannot quantize model "
-                                 f"{model.name!r}: {short_reason(error)}; expected a model the "
-                                 "int8 converter takes; search without the layer fallback "
-                                 "(--candidates without tflite-int8-fallback)") from error
-
-    def _debug_dataset(self):
-        for index in range(len(self._samples)):
-            yield [self._samples[index:index + 1]]
-
-    @contextlib.contextmanager
-    def _quiet(self):
-        with quiet_native_logs(), contextlib.redirect_stdout(io.StringIO()):
-            yield
-
-    def errors(self) -> list[LayerError]:
-        """Every quantized op's relative RMS error, most sensitive first."""
-        tf = self._tf
-        with self._quiet():
-            debug_model = self._debugger.get_debug_quantized_model()
-            options = tf.lite.experimental.QuantizationDebugOptions(
-                layer_direct_compare_metrics={"relative_rmse": _dequantized_error})
-            reader = tf.lite.experimental.QuantizationDebugger(
-                quant_debug_model_content=debug_model, debug_dataset=self._debug_dataset,
-                debug_options=options)
-            reader.run()
-            dump = io.StringIO()
-            reader.layer_statistics_dump(dump)
-        found = []
-        for row in csv.DictReader(io.StringIO(dump.getvalue())):
-            error = float(row["relative_rmse"])
-            if not np.isfinite(error):
-                continue
-            found.append(LayerError(node=row["tensor_name"],
-                                    layer=keras_layer_of(row["tensor_name"], self._layer_names),
-                                    op=row["op_name"], error=error))
-        return sorted(found, key=lambda item: -item.error)
-
-    def quantized(self, nodes: list[str]) -> bytes:
-        """The int8 model with ``nodes`` kept in float (same calibration, no new pass)."""
-        tf = self._tf
-        with self._quiet():
-            self._debugger.options = tf.lite.experimental.QuantizationDebugOptions(
-                denylisted_nodes=list(nodes))
-            return bytes(self._debugger.get_nondebug_quantized_model())
-
-
-def _converter(model, tf):
-    """The converter edgekit.formats.tflite uses: Keras directly, a batch-1 function for RNNs."""
-    if not any(type(layer).__name__ in FIXED_BATCH_LAYERS for layer in model.layers):
-        return tf.lite.TFLiteConverter.from_keras_model(model)
-    spec = tf.TensorSpec([1, *model.input_shape[1:]], tf.float32)
-    function = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec)
-    return tf.lite.TFLiteConverter.from_concrete_functions([function], model)
-
-
 # --- ONNX Runtime -------------------------------------------------------------------------------
 
 
@@ -280,33 +144,28 @@ class OnnxNodes:
         fp32_path: the parent's fp32 .onnx (before ONNX Runtime's pre-processing).
         calibration: model-ready calibration samples.
         layer_names: the Keras layer names, to name each node's layer.
+        model_name: the Keras model's name (a Keras 3 model's node names carry it).
     """
 
-    def __init__(self, fp32_path: Path, calibration: np.ndarray, layer_names):
+    def __init__(self, fp32_path: Path, calibration: np.ndarray, layer_names,
+                 model_name: str | None = None):
         self.fp32_path = Path(fp32_path)
         self.calibration = np.asarray(calibration, dtype=np.float32)
         self.layer_names = set(layer_names)
+        self.model_name = model_name
         self._model = None
 
     @property
     def graph(self):
-        """The graph quantize_static sees: node names after ONNX Runtime's pre-processing are
-        the ones nodes_to_exclude takes."""
+        """The graph quantize_static sees (:func:`edgekit.export.onnx.quantization_graph`):
+        its node names are the ones nodes_to_exclude takes."""
         if self._model is None:
-            import onnx  # lazy: onnx takes about 0.15 s to import; ONNX candidates only
-            # lazy: onnxruntime.quantization takes about 0.25 s to import; ONNX candidates only
-            from onnxruntime.quantization.shape_inference import quant_pre_process
-
-            with tempfile.TemporaryDirectory(prefix="edgekit-onnx-") as scratch, \
-                    quiet_native_logs():
-                path = Path(scratch) / "pre.onnx"
-                quant_pre_process(str(self.fp32_path), str(path), skip_symbolic_shape=True)
-                self._model = onnx.load(str(path))
+            self._model = quantization_graph(self.fp32_path)
         return self._model.graph
 
     def key_of(self, node) -> str:
         """The unit a node is kept in float with: its Keras layer, else the node itself."""
-        return keras_layer_of(node.name, self.layer_names) or node.name
+        return layer_key(node, self.layer_names, self.model_name)
 
     def errors(self) -> list[LayerError]:
         """Every layer's largest added relative error, most sensitive first."""
@@ -344,26 +203,14 @@ class OnnxNodes:
             added = max(errors[output] - inherited, 0.0)
             key = self.key_of(node)
             if key not in by_key or added > by_key[key].error:
-                by_key[key] = LayerError(node=key, layer=keras_layer_of(node.name,
-                                                                        self.layer_names),
-                                         op=node.op_type, error=added)
+                by_key[key] = LayerError(node=key, layer=keras_layer_of(
+                    node.name, self.layer_names, self.model_name), op=node.op_type, error=added)
         return sorted(by_key.values(), key=lambda item: -item.error)
 
     def nodes_for(self, keys) -> list[str]:
-        """The nodes to exclude for these layers, with the activations that feed them.
-
-        ONNX Runtime's QDQ quantizer drops a Relu / Clip in front of a quantized tensor (the
-        QuantizeLinear clamps instead) and its graph optimizer may then remove that Q/DQ pair
-        in front of a float node: the clamp is lost. Keeping the feeding activation in float
-        too keeps it (seen: a dead unit at -1 before its Relu reached a float layer as -1).
-        """
-        wanted = set(keys)
-        chosen = [node for node in self.graph.node if self.key_of(node) in wanted]
-        inputs = {name for node in chosen for name in node.input}
-        feeding = [node for node in self.graph.node if node.op_type in _CLAMPING_ACTIVATIONS
-                   and any(name in inputs for name in node.output) and node not in chosen]
-        names = {node.name for node in chosen + feeding}
-        return [node.name for node in self.graph.node if node.name in names]
+        """The nodes to exclude for these layers, with the Relu / Clip that feed them
+        (:func:`edgekit.export.onnx.nodes_keeping_float`, as ``--onnx-float-layers`` does)."""
+        return nodes_keeping_float(self.graph, keys, self.layer_names, self.model_name)
 
     def keys(self) -> set[str]:
         return {self.key_of(node) for node in self.graph.node}
@@ -399,7 +246,8 @@ class Fallback:
     ranking: list
     search: FallbackSearch
     reused: bool = False
-    excluded_nodes: list | None = None  # ONNX: what nodes_to_exclude got for the best set
+    # what the best set kept in float: TFLite denylisted_nodes, ONNX nodes_to_exclude
+    excluded_nodes: list | None = None
 
     def record(self) -> dict:
         """What candidates.json keeps: the ranking, every trial and the layers kept."""
@@ -430,34 +278,41 @@ def _layers(nodes, by_node) -> list[str]:
 
 
 def tflite_fallback(bench: Workbench, candidate: Candidate, fits, keep_going) -> Fallback:
-    """Search the fewest TFLite layers in float; the chosen (or best) model is the artifact."""
+    """Search the fewest Keras layers in float; the chosen (or best) model is the artifact."""
     started = time.time()
-    layers = TfliteLayers(bench.source.model, bench.source.calibration)
-    ranking = layers.errors()
+    layers = TfliteLayers(bench.source.model, bench.source.calibration, _WITHOUT_FALLBACK)
+    ranking = layers.layer_errors()
     contents: dict[tuple, bytes] = {}
 
-    def evaluate(nodes):
-        contents[tuple(nodes)] = layers.quantized(nodes)
-        return bench.tflite_accuracy(contents[tuple(nodes)], f"{candidate.name} ({len(nodes)} "
-                                                             "layers in float)")
+    def evaluate(keys):
+        contents[tuple(keys)] = layers.quantized(layers.nodes_for(keys))
+        return bench.tflite_accuracy(contents[tuple(keys)], f"{candidate.name} ({len(keys)} "
+                                                            "layers in float)")
 
-    search = fewest_layers([item.node for item in ranking], evaluate, fits, keep_going)
+    search = fewest_layers(_searchable(ranking), evaluate, fits, keep_going)
     outcome = Fallback(artifact=None, ranking=ranking, search=search)
     best = search.best
     if best is not None:
         path = bench.path_for(candidate)
         path.write_bytes(contents[tuple(best.nodes)])
+        outcome.excluded_nodes = layers.nodes_for(best.nodes)
         details = {**outcome.record(), "seconds": round(time.time() - started, 2)}
         outcome.artifact = bench.artifact(candidate, path, details, accuracy=best.accuracy)
     return outcome
+
+
+def _searchable(ranking: list[LayerError]) -> list[str]:
+    """The ranked Keras layers: what --float-layers / --onnx-float-layers can name."""
+    return [item.node for item in ranking if item.layer]
 
 
 def onnx_fallback(bench: Workbench, candidate: Candidate, fits, keep_going,
                   tflite_layers=()) -> Fallback:
     """The TFLite fallback's layers first; else the fewest layers of its own ranking."""
     started = time.time()
+    model = bench.source.model
     nodes = OnnxNodes(bench.onnx_fp32(), bench.source.calibration,
-                      {layer.name for layer in bench.source.model.layers})
+                      {layer.name for layer in model.layers}, model.name)
     path = bench.path_for(candidate)
 
     def evaluate(keys):
@@ -473,7 +328,7 @@ def onnx_fallback(bench: Workbench, candidate: Candidate, fits, keep_going,
         search.trials.append(trial)
         search.chosen = trial if trial.fits else None
     if search.chosen is None:
-        own = fewest_layers([item.node for item in ranking], evaluate, fits, keep_going)
+        own = fewest_layers(_searchable(ranking), evaluate, fits, keep_going)
         search = FallbackSearch(trials=search.trials + own.trials, chosen=own.chosen,
                                 stopped=own.stopped)
     outcome = Fallback(artifact=None, ranking=ranking, search=search,

@@ -148,12 +148,41 @@ def test_int8_ruined_by_one_layer_is_brought_within_budget_by_keeping_that_layer
     manifest = json.loads((result.output_dir / "manifest.json").read_text())
     assert manifest["optimize"]["float_layers"] == ["wide_range"]
     assert (result.output_dir / "optimize" / "sensitivity.png").stat().st_size > 0
+    # Either winner's folder is compress --int8 --float-layers wide_range (the ONNX one's int8
+    # file is export's, which keeps the layers the folder records in float).
+    assert manifest["config"]["float_layers"] == "wide_range"
+    assert manifest["stages"]["ptq"]["float_layers"] == ["wide_range"]
+    assert manifest["recipe"] == "int8-float1" and manifest["status"] == "complete"
     if result.chosen["name"] == "tflite-int8-fallback":
-        assert manifest["config"]["float_layers"] == ["wide_range"]
-        assert manifest["status"] == "complete"
         row = manifest["comparison"]["rows"][-1]
         assert row["accuracy"] == pytest.approx(result.chosen["accuracy_test"])
         assert row["accuracy_drop_points"] < 5  # full int8 scored 10% here
+    _assert_the_command_reproduces_the_folder(manifest["command"], result.output_dir,
+                                              tmp_path / "again")
+
+
+def _assert_the_command_reproduces_the_folder(command: str, folder, again) -> None:
+    """The manifest's command, run into another folder, makes the same model.tflite (and for
+    an ONNX winner, an int8 .onnx that answers as the folder's export/ one)."""
+    import numpy as np
+
+    from edgekit.cli.main import cli
+    from edgekit.data import load_dataset
+    from edgekit.runtimes.onnxruntime import OnnxRuntimeModel
+
+    for part in command.split(" && "):
+        args = [str(again) if word == str(folder) else word for word in shlex.split(part)]
+        assert args[0] == "edgekit", part
+        outcome = CliRunner().invoke(cli, args[1:], catch_exceptions=False)
+        assert outcome.exit_code == 0, (part, outcome.output)
+    assert (again / "model.tflite").read_bytes() == (folder / "model.tflite").read_bytes()
+    onnx_files = sorted((folder / "export").glob("model_int8.onnx"))
+    if "edgekit export" in command:
+        assert onnx_files, "an ONNX winner's folder has export/model_int8.onnx"
+        x_test = load_dataset("digits", seed=0).x_test * 0.0625
+        winner = OnnxRuntimeModel.load(onnx_files[0]).run(x_test)
+        remade = OnnxRuntimeModel.load(again / "export" / "model_int8.onnx").run(x_test)
+        np.testing.assert_allclose(remade, winner, atol=1e-6)
 
 
 def test_a_budget_nothing_meets_exits_1_with_the_closest_listed(sensitive_model, tmp_path):
@@ -206,3 +235,22 @@ def test_fine_tuning_runs_only_where_it_can_still_win(parent_folder, tmp_path):
     assert manifest["recipe"] == "prune50-qat" and "prune" in manifest["stages"]
     assert manifest["parent"]["path"] == str(parent_folder)
     assert "--prune 0.5 --qat" in manifest["command"]
+
+
+def test_an_onnx_fallback_winner_is_remade_by_its_recorded_commands(sensitive_model, tmp_path):
+    result = optimize(
+        str(sensitive_model), output_dir=tmp_path / "onnx", max_drop=1.0, finetune=False,
+        runtime="onnxruntime", objective="size", progress=False,
+        candidates="onnx-int8,onnx-int8-fallback", **SENSITIVE, **FAST)
+    assert result.chosen["name"] == "onnx-int8-fallback"
+    manifest = json.loads((result.output_dir / "manifest.json").read_text())
+    assert manifest["stages"]["ptq"]["float_layers"] == ["wide_range"]
+    assert manifest["optimize"]["onnx_file"] is None  # the ONNX file is export's
+    exported = json.loads((result.output_dir / "export" / "manifest.json").read_text())
+    options = exported["artifacts"]["onnx-int8"]["options"]
+    assert options["float_layers"] == ["wide_range"]
+    assert "compress recipe" in options["float_layers_from"]
+    assert "edgekit export" in manifest["command"]
+    assert "--onnx-float-layers" not in manifest["command"]  # export takes the folder's layers
+    _assert_the_command_reproduces_the_folder(manifest["command"], result.output_dir,
+                                              tmp_path / "again")
