@@ -1,14 +1,20 @@
 """Int8 ONNX: static QDQ quantization of an fp32 graph, and int8 weights for a QAT graph.
 
-- :func:`quantize_static_int8`: ONNX Runtime's ``quant_pre_process`` (shape inference and basic
-  graph fusions such as Conv + BatchNormalization), then ``quantize_static`` in the QDQ format
-  with per-channel int8 weights. The activation type is the host's fast one: on x86-64 ONNX
-  Runtime's int8 kernels take uint8 activations (U8S8; int8 activations there were measured
-  slower than fp32), on Arm int8 activations (S8S8).
-- :func:`fold_qat_weights`: a quantization-aware model converted by tf2onnx keeps its weights in
-  float32, so its file is as large as the fp32 one. This stores them as int8 behind a
-  DequantizeLinear, with the values unchanged.
+- :func:`quantize_static_int8`: the float graph is first rewritten so that ONNX Runtime fuses
+  every quantized op into an integer kernel (:func:`edgekit.formats.onnx_graph.
+  prepare_float_graph`: Reshapes to the same shape dropped, BatchNormalization folded into its
+  Conv, global pools over 1 x 1 dropped), then ONNX Runtime's ``quant_pre_process`` (shape
+  inference, basic fusions) and ``quantize_static`` in the QDQ format with per-channel int8
+  weights. The activation type is the host's fast one: on x86-64 ONNX Runtime's int8 kernels
+  take uint8 activations (U8S8; int8 activations there were measured slower than fp32), on Arm
+  int8 activations (S8S8).
+- :func:`fold_qat_weights` (:mod:`edgekit.formats.onnx_qat`): a quantization-aware model
+  converted by tf2onnx keeps its weights in float32, and a Relu before each QuantizeLinear
+  that kept ONNX Runtime from fusing its integer kernels. This stores the weights as int8
+  behind a DequantizeLinear and takes the Relus out, the values unchanged.
 - :func:`int8_weight_summary` / :func:`qat_int8_summary`: what a file holds, for tests and reports.
+- :func:`integer_kernel_summary`: which kernels ONNX Runtime actually runs for a file (its
+  optimized graph): an int8 file should run QLinearConv / QGemm and no float Conv.
 
 Example:
     >>> options = quantize_static_int8("model_fp32.onnx", "model_int8.onnx", samples)
@@ -20,18 +26,27 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import logging
 import os
 import platform
 import re
 import shutil
 import tempfile
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
 from edgekit._compat import quiet_native_logs
 from edgekit.errors import DataError, ModelError, OptionError
+from edgekit.formats.onnx_graph import constants as _constants
+from edgekit.formats.onnx_graph import narrow_input_convs, prepare_float_graph
+from edgekit.formats.onnx_qat import FLOAT_TYPES, REWRITES_KEY, fold_qat_weights, float_weights
+
+__all__ = ["CALIBRATION_METHODS", "SCHEMES", "check_calibration_method", "fold_qat_weights",
+           "host_scheme", "int8_weight_summary", "integer_kernel_summary", "qat_int8_summary",
+           "quantize_static_int8", "resolve_scheme"]
 
 SCHEMES = ("u8s8", "s8s8")
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
@@ -39,12 +54,14 @@ _SCHEME_CHOICES = ("auto", *SCHEMES)
 _ACTIVATION_TYPES = {"u8s8": "uint8", "s8s8": "int8"}
 _X86_MACHINES = {"x86_64", "amd64", "x64", "i386", "i486", "i586", "i686", "x86"}
 _CALIBRATION_BATCH = 64
-# The input index that holds the weight of each op whose weights are quantized.
-_WEIGHT_INPUT = {"Conv": 1, "ConvTranspose": 1, "MatMul": 1, "Gemm": 1}
-# A tf2onnx weight is on an int8 grid when every value is within this fraction of a step.
-_GRID_TOLERANCE = 1e-3
 _ONNX_INT8, _ONNX_UINT8 = 3, 2
-_FLOAT_TYPES = {1: "float32", 10: "float16", 11: "float64", 16: "bfloat16"}
+# ONNX Runtime's integer kernels (CPU), and the float ops an int8 graph should not run.
+INTEGER_OPS = ("QLinearConv", "QGemm", "QLinearMatMul", "MatMulInteger", "ConvInteger",
+               "QLinearAdd", "QLinearMul", "QLinearGlobalAveragePool", "QLinearAveragePool",
+               "QLinearSoftmax", "QLinearLeakyRelu", "QLinearSigmoid", "QLinearConcat",
+               "NhwcMaxPool", "DynamicQuantizeMatMul", "MatMulIntegerToFloat")
+FLOAT_COMPUTE_OPS = ("Conv", "FusedConv", "Gemm", "FusedGemm", "MatMul", "BatchNormalization",
+                     "ConvTranspose")
 
 
 def host_scheme(machine: str | None = None) -> str:
@@ -83,8 +100,13 @@ def check_calibration_method(method: str) -> str:
 
 def quantize_static_int8(fp32_path: str | os.PathLike, int8_path: str | os.PathLike,
                          calibration: np.ndarray, scheme: str = "auto", method: str = "minmax",
-                         nodes_to_exclude=(), preprocess: bool = True) -> dict:
+                         nodes_to_exclude=(), preprocess: bool = True,
+                         float_narrow_convs: bool = False) -> dict:
     """Write a QDQ int8 model of the fp32 file, calibrated on ``calibration`` samples.
+
+    The float graph is rewritten first (:func:`edgekit.formats.onnx_graph.prepare_float_graph`)
+    so ONNX Runtime runs every quantized op with an integer kernel; the counts are recorded
+    under ``graph_rewrites``.
 
     Args:
         fp32_path: the fp32 .onnx file (one float input).
@@ -94,6 +116,10 @@ def quantize_static_int8(fp32_path: str | os.PathLike, int8_path: str | os.PathL
         method: ``"minmax"``, ``"entropy"`` or ``"percentile"``.
         nodes_to_exclude: names of nodes (after pre-processing) to keep in float.
         preprocess: run ``quant_pre_process`` first (recommended by ONNX Runtime).
+        float_narrow_convs: also keep in float the Convs with fewer than 4 input channels (the
+            first one over a greyscale or RGB image): ONNX Runtime's int8 kernel is 2-3x slower
+            than its fp32 one there (measured on x86-64, ONNX Runtime 1.32: the whole cnn /
+            resnet8 / ds_cnn int8 model 4-15% faster). Off by default, so every weight is int8.
 
     Returns:
         The options used, JSON-ready for the manifest.
@@ -128,9 +154,14 @@ def quantize_static_int8(fp32_path: str | os.PathLike, int8_path: str | os.PathL
         # calibration model, and nothing may land beside the caller's input or output.
         source = Path(scratch) / "model_fp32.onnx"
         shutil.copyfile(fp32_path, source)
+        options["graph_rewrites"], narrow = _prepare(source, float_narrow_convs)
         if preprocess:
             source = _preprocess(source, Path(scratch) / "model_pre.onnx", fp32_path.name)
         _check_nodes(source, excluded, fp32_path if preprocess else None)
+        names = {node.name for node in _load(source).graph.node}
+        options["float_narrow_convs"] = [name for name in narrow
+                                         if name in names and name not in excluded]
+        excluded = [*excluded, *options["float_narrow_convs"]]
         quantized = Path(scratch) / "model_int8.onnx"
         try:
             quantize_static(str(source), str(quantized), _reader(input_name, samples, input_shape),
@@ -146,54 +177,6 @@ def quantize_static_int8(fp32_path: str | os.PathLike, int8_path: str | os.PathL
                              ) from error
         shutil.copyfile(quantized, int8_path)
     return options
-
-
-def fold_qat_weights(proto):
-    """A copy of a QDQ model whose float weights are stored as int8 initializers.
-
-    Two layouts are folded; the values the weights' consumers read are unchanged:
-
-    - a weight initializer (or Constant, possibly behind Identity / Transpose) feeding a
-      QuantizeLinear: the QuantizeLinear is computed here, exactly as ONNX does it, and its
-      DequantizeLinear reads the int8 initializer;
-    - a float weight of a Conv / MatMul / Gemm whose values already lie on a symmetric int8 grid
-      (per tensor or per channel). tf2onnx writes tfmot's weights this way: it constant-folds the
-      weight fake-quant, so the file holds the dequantized values. They become int8 values
-      behind a new DequantizeLinear (zero point 0, scale max|w| / 127). Exact, except for a
-      kernel with a BatchNormalization multiplied in by tf2onnx: within float32 rounding there.
-
-    Activations' QuantizeLinear / DequantizeLinear pairs are kept. Float weights that are not on
-    a grid (layers left out of QAT) stay float.
-
-    Args:
-        proto: an ``onnx.ModelProto``, e.g. tf2onnx's conversion of a tfmot QAT model.
-
-    Returns:
-        A new ``ModelProto``; ``proto`` is not modified.
-
-    Raises:
-        ModelError: if the folded graph fails ``onnx.checker``.
-
-    Example:
-        >>> folded = fold_qat_weights(convert_to_onnx(qat_model))
-        >>> qat_int8_summary(folded)["float_weight_initializers"]
-        0
-    """
-    # lazy: onnx takes about 0.15 s to import and `import edgekit` must stay quick
-    import onnx
-
-    model = onnx.ModelProto()
-    model.CopyFrom(proto)
-    graph = model.graph
-    bypassed = _fold_quantize_nodes(graph)
-    _remove_unused(graph, bypassed)
-    _fold_grid_weights(graph)
-    try:
-        onnx.checker.check_model(model)
-    except onnx.checker.ValidationError as error:
-        raise ModelError(f"folding QAT weights gave an invalid graph: {_first_line(error)}; "
-                         "expected a tf2onnx QDQ model; export the QAT model again") from error
-    return model
 
 
 def int8_weight_summary(path_or_proto) -> dict:
@@ -228,16 +211,61 @@ def int8_weight_summary(path_or_proto) -> dict:
             "uint8_initializers": by_type.count(_ONNX_UINT8),
             "activation_zero_point_dtypes": sorted(activation_dtypes),
             "weight_dtypes": sorted(weight_dtypes),
-            "float_weight_initializers": len(_float_weights(graph)),
-            "float_initializers": sum(kind in _FLOAT_TYPES for kind in by_type),
+            "float_weight_initializers": len(float_weights(graph)),
+            "float_initializers": sum(kind in FLOAT_TYPES for kind in by_type),
             "bytes": proto.ByteSize()}
 
 
 def qat_int8_summary(proto) -> dict:
-    """``{"int8_initializers", "float_weight_initializers", "bytes"}`` of a (folded) QAT model."""
+    """``{"int8_initializers", "float_weight_initializers", "bytes", "rewrites"}`` of a (folded)
+    QAT model; ``rewrites`` counts the integer-kernel rewrites :func:`fold_qat_weights` made."""
     summary = int8_weight_summary(proto)
-    return {key: summary[key] for key in ("int8_initializers", "float_weight_initializers",
-                                          "bytes")}
+    recorded = [entry.value for entry in proto.metadata_props if entry.key == REWRITES_KEY]
+    return {**{key: summary[key] for key in ("int8_initializers", "float_weight_initializers",
+                                             "bytes")},
+            "rewrites": json.loads(recorded[0]) if recorded else {}}
+
+
+def integer_kernel_summary(path_or_proto) -> dict:
+    """Which kernels ONNX Runtime (CPU, all graph optimizations) runs for a model.
+
+    Returns:
+        ``{"ops", "integer_ops", "float_compute_ops", "standalone_qdq"}``: op type -> count in
+        the optimized graph ONNX Runtime builds; integer ops are QLinearConv, QGemm, ...; float
+        compute ops are Conv / FusedConv / Gemm / MatMul / BatchNormalization left in float;
+        standalone QDQ are the QuantizeLinear / DequantizeLinear nodes left unfused.
+
+    Raises:
+        ModelError: when ONNX Runtime cannot load the model.
+
+    Example:
+        >>> integer_kernel_summary("model_int8.onnx")["float_compute_ops"]
+        {}
+    """
+    # lazy: onnxruntime takes about 0.3 s to import; only int8 checks need it
+    import onnxruntime
+
+    proto = (path_or_proto if hasattr(path_or_proto, "graph")
+             else _load(Path(path_or_proto), "an .onnx file"))
+    with tempfile.TemporaryDirectory(prefix="edgekit-optimized-") as scratch:
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 3
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.optimized_model_filepath = str(Path(scratch) / "optimized.onnx")
+        try:
+            with quiet_native_logs():
+                onnxruntime.InferenceSession(proto.SerializeToString(), options,
+                                             providers=["CPUExecutionProvider"])
+        except Exception as error:  # noqa: BLE001  (ORT raises its own types)
+            raise ModelError(f"ONNX Runtime cannot load the model: {_first_line(error)}; "
+                             "expected a model ONNX Runtime runs; export it again") from error
+        ops = Counter(node.op_type for node in _load(Path(options.optimized_model_filepath),
+                                                     "ONNX Runtime's optimized model").graph.node)
+    return {"ops": dict(ops),
+            "integer_ops": {op: n for op, n in ops.items() if op in INTEGER_OPS},
+            "float_compute_ops": {op: n for op, n in ops.items() if op in FLOAT_COMPUTE_OPS},
+            "standalone_qdq": {op: n for op, n in ops.items()
+                               if op in ("QuantizeLinear", "DequantizeLinear")}}
 
 
 # --- quantize_static helpers ----------------------------------------------------------------
@@ -360,6 +388,19 @@ def _check_nodes(source: Path, excluded: list[str], original: Path | None) -> No
                       f"graph being quantized, e.g. {shown}")
 
 
+def _prepare(source: Path, float_narrow: bool) -> tuple[dict, list[str]]:
+    """Rewrite the float graph at ``source`` (in place) for integer kernels.
+
+    Returns the rewrite counts and, with ``float_narrow``, the Convs to keep in float.
+    """
+    # lazy: onnx takes about 0.15 s to import and `import edgekit` must stay quick
+    import onnx
+
+    proto, counts = prepare_float_graph(_load(source))
+    onnx.save(proto, str(source))
+    return counts, narrow_input_convs(proto.graph) if float_narrow else []
+
+
 def _ort_method(method: str):
     # lazy: onnxruntime.quantization takes about 0.25 s to import; only int8 export needs it
     from onnxruntime.quantization import CalibrationMethod
@@ -379,158 +420,6 @@ def _quiet_ort():
             yield
     finally:
         root.setLevel(level)
-
-
-# --- fold_qat_weights helpers ---------------------------------------------------------------
-
-
-def _constants(graph) -> dict:
-    """name -> numpy value of every initializer and Constant node output."""
-    # lazy: onnx takes about 0.15 s to import and `import edgekit` must stay quick
-    from onnx import numpy_helper
-
-    values = {tensor.name: numpy_helper.to_array(tensor) for tensor in graph.initializer}
-    for node in graph.node:
-        if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
-            values[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
-    return values
-
-
-def _fold_quantize_nodes(graph) -> list:
-    """Replace each QuantizeLinear of a constant by the int8 initializer it would produce.
-
-    Returns the nodes and values it bypassed (Identity, Transpose, Constant, float weights).
-    """
-    # lazy: onnx takes about 0.15 s to import and `import edgekit` must stay quick
-    from onnx import helper, numpy_helper
-
-    constants = _constants(graph)
-    producers = {name: node for node in graph.node for name in node.output}
-    outputs = {value.name for value in graph.output}
-    bypassed = []
-    for node in list(graph.node):
-        if (node.op_type != "QuantizeLinear" or node.domain not in ("", "ai.onnx")
-                or node.output[0] in outputs):
-            continue
-        attributes = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-        zero_point_name = node.input[2] if len(node.input) > 2 else ""
-        if (node.input[1] not in constants or (zero_point_name and zero_point_name not in constants)
-                or attributes.get("block_size", 0) or "output_dtype" in attributes):
-            continue
-        steps, value = _trace_constant(node.input[0], producers, constants)
-        if value is None or value.dtype != np.float32:
-            continue
-        zero_point = constants.get(zero_point_name, np.zeros((), np.uint8))
-        if zero_point.dtype not in (np.int8, np.uint8):
-            continue
-        quantized = _quantize_linear(value, constants[node.input[1]], zero_point,
-                                     attributes.get("axis", 1))
-        graph.initializer.append(numpy_helper.from_array(quantized, node.output[0]))
-        graph.node.remove(node)
-        bypassed += steps
-    return bypassed
-
-
-def _trace_constant(name: str, producers: dict, constants: dict):
-    """(bypassed nodes and source name, value) of a constant reached through Identity /
-    Transpose nodes, or ([], None) when ``name`` is not a constant."""
-    steps = []
-    while (node := producers.get(name)) is not None and node.op_type != "Constant":
-        if node.op_type not in ("Identity", "Transpose"):
-            return [], None
-        steps.append(node)
-        name = node.input[0]
-    if name not in constants:
-        return [], None  # a graph input, or a Constant holding something else than a tensor
-    value = constants[name]
-    for node in reversed(steps):
-        perm = next((list(a.ints) for a in node.attribute if a.name == "perm"), None)
-        value = np.transpose(value, perm) if node.op_type == "Transpose" else value
-    constant = [producers[name]] if name in producers else []
-    return [*steps, *constant, name], value
-
-
-def _quantize_linear(value, scale, zero_point, axis: int) -> np.ndarray:
-    """ONNX QuantizeLinear: saturate(round_half_to_even(x / scale) + zero_point)."""
-    scale = np.asarray(scale, dtype=np.float32)
-    offset = np.asarray(zero_point).astype(np.int32)
-    if scale.ndim == 1 and value.ndim:
-        shape = [1] * value.ndim
-        shape[axis % value.ndim] = -1
-        scale, offset = scale.reshape(shape), offset.reshape(shape)
-    levels = np.rint(value.astype(np.float32) / scale).astype(np.int64) + offset
-    limits = np.iinfo(zero_point.dtype)
-    return np.clip(levels, limits.min, limits.max).astype(zero_point.dtype)
-
-
-def _fold_grid_weights(graph) -> None:
-    """Store float weights that lie on a symmetric int8 grid as int8 behind a DequantizeLinear."""
-    # lazy: onnx takes about 0.15 s to import and `import edgekit` must stay quick
-    from onnx import helper, numpy_helper
-
-    initializers = {tensor.name: tensor for tensor in graph.initializer}
-    for name in _float_weights(graph):
-        weight = numpy_helper.to_array(initializers[name])
-        found = _on_int8_grid(weight) if weight.dtype == np.float32 else None
-        if found is None:
-            continue
-        levels, scale, axis = found
-        graph.initializer.remove(initializers[name])
-        for value in [value for value in graph.input if value.name == name]:
-            graph.input.remove(value)  # IR < 4 lists initializers as inputs too
-        graph.initializer.extend([
-            numpy_helper.from_array(levels, f"{name}_int8"),
-            numpy_helper.from_array(scale, f"{name}_int8_scale"),
-            numpy_helper.from_array(np.zeros(scale.shape, np.int8), f"{name}_int8_zero_point")])
-        extra = {} if axis is None else {"axis": axis}
-        # The DequantizeLinear outputs the weight's old name: every consumer reads the same values.
-        graph.node.insert(0, helper.make_node(
-            "DequantizeLinear", [f"{name}_int8", f"{name}_int8_scale", f"{name}_int8_zero_point"],
-            [name], name=f"{name}_DequantizeLinear", **extra))
-
-
-def _on_int8_grid(weight: np.ndarray):
-    """(int8 levels, scale, axis or None) when every value is level * scale, |level| <= 127."""
-    for axis in (None, *range(weight.ndim)):
-        reduced = tuple(i for i in range(weight.ndim) if i != axis)
-        largest = np.abs(weight).max(axis=reduced, keepdims=True)
-        scale = np.where(largest > 0, largest / 127, 1).astype(np.float32)
-        ratio = weight / scale
-        levels = np.rint(ratio)
-        if np.abs(ratio - levels).max() <= _GRID_TOLERANCE:
-            return levels.astype(np.int8), scale.reshape(() if axis is None else -1), axis
-    return None
-
-
-def _float_weights(graph) -> list[str]:
-    """Float initializers used directly as the weight input of a Conv / MatMul / Gemm."""
-    floats = {tensor.name for tensor in graph.initializer if tensor.data_type in _FLOAT_TYPES
-              and len(tensor.dims) >= 2}
-    names = {}
-    for node in graph.node:
-        index = _WEIGHT_INPUT.get(node.op_type)
-        if index is not None and len(node.input) > index and node.input[index] in floats:
-            names[node.input[index]] = None
-    return list(names)
-
-
-def _remove_unused(graph, bypassed: list) -> None:
-    """Drop the bypassed nodes and float initializers that nothing reads any more."""
-    nodes = [item for item in bypassed if not isinstance(item, str)]
-    names = {item for item in bypassed if isinstance(item, str)}
-    while True:
-        used = {name for node in graph.node for name in node.input}
-        used |= {value.name for value in graph.output}
-        dead = [node for node in nodes if node in graph.node
-                and not any(name in used for name in node.output)]
-        if not dead:
-            break
-        for node in dead:
-            graph.node.remove(node)
-    for tensor in [t for t in graph.initializer if t.name in names and t.name not in used]:
-        graph.initializer.remove(tensor)
-    for value in [v for v in graph.input if v.name in names and v.name not in used]:
-        graph.input.remove(value)
 
 
 def _last_line(error: BaseException) -> str:

@@ -15,6 +15,7 @@ from edgekit.formats.onnx_quantize import (
     fold_qat_weights,
     host_scheme,
     int8_weight_summary,
+    integer_kernel_summary,
     qat_int8_summary,
     quantize_static_int8,
     resolve_scheme,
@@ -390,3 +391,206 @@ def test_batch_norm_fused_qat_kernels_fold_to_per_channel_int8_within_float_roun
     restored = levels.astype(np.float32) * scale.reshape(-1, 1, 1, 1)
     original = floats[kernels[0].output[0]]
     assert np.abs(restored - original).max() <= 1e-6 * np.abs(original).max()
+
+
+# --- integer kernels: what ONNX Runtime actually runs (issue 13) ----------------------------
+
+
+def _nodes(model, op_type):
+    return [node for node in model.graph.node if node.op_type == op_type]
+
+
+def _initializers(model):
+    from onnx import numpy_helper
+
+    return {tensor.name: numpy_helper.to_array(tensor) for tensor in model.graph.initializer}
+
+
+def test_static_int8_runs_integer_kernels_only(fp32_copy, calibration, digits):
+    """ORT's own optimized graph of the int8 file: every Conv / Dense an integer kernel, no
+    float compute op, one QuantizeLinear for the input and one DequantizeLinear for the output."""
+    int8_path = fp32_copy.parent / "model_int8.onnx"
+    options = quantize_static_int8(fp32_copy, int8_path, calibration)
+    ran = integer_kernel_summary(int8_path)
+    assert ran["integer_ops"]["QLinearConv"] == 2 and ran["integer_ops"]["QGemm"] == 1
+    assert ran["float_compute_ops"] == {}
+    assert ran["standalone_qdq"] == {"QuantizeLinear": 1, "DequantizeLinear": 1}
+    assert options["float_narrow_convs"] == [] and "graph_rewrites" in options
+
+
+@pytest.fixture(scope="module")
+def one_by_one_file(tmp_path_factory):
+    """tf2onnx's MobileNetV2 tail in small: layers on a 1 x 1 image, where tf2onnx writes a
+    Reshape to the same shape between each Conv and its BatchNormalization."""
+    import onnx
+
+    from edgekit._compat import keras
+
+    tf_keras = keras()
+    tf_keras.utils.set_random_seed(3)
+    norm = {"gamma_initializer": "random_uniform", "beta_initializer": "random_normal",
+            "moving_mean_initializer": "random_normal", "moving_variance_initializer": "ones"}
+    inputs = tf_keras.Input((4, 4, 1), name="input")
+    x = tf_keras.layers.Conv2D(16, 4, name="conv")(inputs)  # 1 x 1 from here on
+    x = tf_keras.layers.BatchNormalization(name="bn1", **norm)(x)
+    x = tf_keras.layers.ReLU(6.0, name="relu6")(x)
+    x = tf_keras.layers.Conv2D(16, 1, name="pointwise")(x)
+    x = tf_keras.layers.BatchNormalization(name="bn2", **norm)(x)
+    x = tf_keras.layers.ReLU(name="relu")(x)
+    x = tf_keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    outputs = tf_keras.layers.Dense(4, activation="softmax", name="probabilities")(x)
+    path = tmp_path_factory.mktemp("one_by_one") / "model_fp32.onnx"
+    onnx.save(_to_onnx(tf_keras.Model(inputs, outputs), (4, 4, 1)), str(path))
+    return path
+
+
+def test_batch_norm_behind_a_same_shape_reshape_is_folded_and_runs_int8(one_by_one_file):
+    import onnx
+
+    fp32 = onnx.load(str(one_by_one_file))
+    norms = _nodes(fp32, "BatchNormalization")
+    readers = {name: node for node in fp32.graph.node for name in node.input}
+    producers = {name: node for node in fp32.graph.node for name in node.output}
+    # What blocked the fusion: each BatchNormalization reads a Reshape of a Conv, not the Conv.
+    assert len(norms) == 2 and all(producers[n.input[0]].op_type == "Reshape" for n in norms)
+    assert readers[producers[norms[0].input[0]].output[0]] == norms[0]
+    samples = np.random.default_rng(4).normal(size=(256, 4, 4, 1)).astype(np.float32)
+    int8_path = one_by_one_file.parent / "model_int8.onnx"
+    rewrites = quantize_static_int8(one_by_one_file, int8_path, samples)["graph_rewrites"]
+    assert rewrites["batch_norms_folded"] == 2 and rewrites["identity_pools_removed"] == 1
+    assert rewrites["identity_reshapes_removed"] >= 2
+    int8 = onnx.load(str(int8_path))
+    assert not _nodes(int8, "BatchNormalization") and not _nodes(int8, "GlobalAveragePool")
+    ran = integer_kernel_summary(int8_path)
+    assert ran["float_compute_ops"] == {} and ran["integer_ops"]["QLinearConv"] == 2
+    expected, got = _run(str(one_by_one_file), samples), _run(str(int8_path), samples)
+    assert (got.argmax(1) == expected.argmax(1)).mean() >= 0.98
+    assert np.abs(got - expected).max() < 0.05
+
+
+def test_float_narrow_convs_keeps_only_the_one_channel_conv_in_float(fp32_copy, calibration):
+    import onnx
+
+    int8_path = fp32_copy.parent / "model_int8.onnx"
+    options = quantize_static_int8(fp32_copy, int8_path, calibration, float_narrow_convs=True)
+    first, second = _nodes(onnx.load(str(fp32_copy)), "Conv")
+    assert options["float_narrow_convs"] == [first.name] and options["nodes_to_exclude"] == []
+    ran = integer_kernel_summary(int8_path)
+    assert ran["integer_ops"]["QLinearConv"] == 1 and ran["integer_ops"]["QGemm"] == 1
+    assert set(ran["float_compute_ops"]) <= {"Conv", "FusedConv"}
+    assert sum(ran["float_compute_ops"].values()) == 1
+
+
+def test_qat_model_runs_integer_kernels_only(qat_pair):
+    """The tf2onnx QAT graph ran float Convs between QuantizeLinear / DequantizeLinear nodes."""
+    _, qat = qat_pair
+    assert integer_kernel_summary(fold_qat_weights(qat, integer_kernels=False))[
+        "float_compute_ops"]  # the weight fold alone: ORT still runs float Conv / Gemm
+    folded = fold_qat_weights(qat)
+    ran = integer_kernel_summary(folded)
+    assert ran["float_compute_ops"] == {}
+    # conv and dense1 have biases (Gemm); tf2onnx drops the zero biases of the others (MatMul).
+    assert ran["integer_ops"] == {"QLinearConv": 1, "QGemm": 1, "QLinearMatMul": 2}
+    assert ran["standalone_qdq"] == {"QuantizeLinear": 1, "DequantizeLinear": 1}
+    assert qat_int8_summary(folded)["rewrites"] == {"relus_to_integer_clip": 3}
+
+
+def test_qat_biases_can_be_int32_through_dequantize_linear(qat_pair):
+    """Opt-in: ONNX Runtime 1.32 fuses a float bias all the same and quantizes it identically."""
+    _, qat = qat_pair
+    folded = fold_qat_weights(qat, int32_biases=True)
+    values = _initializers(folded)
+    producers = {name: node for node in folded.graph.node for name in node.output}
+    layers = _nodes(folded, "Conv") + _nodes(folded, "Gemm")  # MatMul + Add became one Gemm
+    assert len(layers) == 2 and len(_nodes(folded, "MatMul")) == 2 and not _nodes(folded, "Add")
+    for layer in layers:
+        source, weight, bias = (producers[name] for name in layer.input)
+        while source.op_type in ("Reshape", "Transpose"):  # Flatten: same values, same scale
+            source = producers[source.input[0]]
+        assert {source.op_type, weight.op_type, bias.op_type} == {"DequantizeLinear"}
+        levels, scale, zero_point = (values[name] for name in bias.input)
+        assert levels.dtype == np.int32 and not zero_point.any()
+        expected = values[source.input[1]] * values[weight.input[1]].reshape(-1)
+        assert np.array_equal(scale, np.broadcast_to(expected, scale.shape).astype(np.float32))
+    assert qat_int8_summary(folded)["rewrites"]["biases_int32"] == 2
+    assert integer_kernel_summary(folded)["integer_ops"] == {"QLinearConv": 1, "QGemm": 1,
+                                                            "QLinearMatMul": 2}
+    samples = np.random.default_rng(9).uniform(0, 1, size=(256, 8, 8, 1)).astype(np.float32)
+    assert np.array_equal(_run(folded, samples), _run(fold_qat_weights(qat), samples))
+
+
+def test_integer_kernels_stay_within_one_output_step_of_the_float_qat_graph(qat_pair):
+    """The float reference: tf2onnx's QAT graph with ORT's optimizations off (fake-quant in
+    float). The int8 kernels round their int32 sums to the output scale in fixed point, which
+    can land one step off; the int32 biases (opt-in) are off by half a bias step at most."""
+    _, qat = qat_pair
+    samples = np.random.default_rng(2).uniform(0, 1, size=(512, 8, 8, 1)).astype(np.float32)
+    expected = _run(qat, samples, "disable")
+    for folded in (fold_qat_weights(qat), fold_qat_weights(qat, int32_biases=True)):
+        values = _initializers(folded)
+        producers = {name: node for node in folded.graph.node for name in node.output}
+        softmax = _nodes(folded, "Softmax")[0]
+        step = float(values[producers[softmax.input[0]].input[1]])  # the logits' step
+        for optimization in ("disable", "all"):
+            got = _run(folded, samples, optimization)
+            assert (got.argmax(1) == expected.argmax(1)).mean() >= 0.98
+            assert np.abs(got - expected).max() <= step
+
+
+def _relu_qdq_model(zero_point: int):
+    """input -> Q/DQ -> Conv (int8 weight, int32 bias through DQ) -> Relu -> Q(zero point) ->
+    DQ -> output: the Relu blocks ONNX Runtime's QLinearConv fusion."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(5)
+    constants = {
+        "x_scale": np.array(0.02, np.float32), "x_zero_point": np.array(128, np.uint8),
+        "w": rng.integers(-127, 128, size=(16, 4, 3, 3)).astype(np.int8),
+        "w_scale": rng.uniform(0.001, 0.01, size=16).astype(np.float32),
+        "w_zero_point": np.zeros(16, np.int8),
+        "b": rng.integers(-500, 500, size=16).astype(np.int32),
+        "y_scale": np.array(0.05, np.float32), "y_zero_point": np.array(zero_point, np.uint8)}
+    constants["b_scale"] = (constants["x_scale"] * constants["w_scale"]).astype(np.float32)
+    constants["b_zero_point"] = np.zeros(16, np.int32)
+    nodes = [helper.make_node("QuantizeLinear", ["input", "x_scale", "x_zero_point"], ["xq"]),
+             helper.make_node("DequantizeLinear", ["xq", "x_scale", "x_zero_point"], ["xd"]),
+             helper.make_node("DequantizeLinear", ["w", "w_scale", "w_zero_point"], ["wd"],
+                              axis=0),
+             helper.make_node("DequantizeLinear", ["b", "b_scale", "b_zero_point"], ["bd"],
+                              axis=0),
+             helper.make_node("Conv", ["xd", "wd", "bd"], ["conv"], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["conv"], ["relu"], name="relu"),
+             helper.make_node("QuantizeLinear", ["relu", "y_scale", "y_zero_point"], ["yq"]),
+             helper.make_node("DequantizeLinear", ["yq", "y_scale", "y_zero_point"], ["output"])]
+    graph = helper.make_graph(
+        nodes, "relu_qdq", [helper.make_tensor_value_info("input", TensorProto.FLOAT,
+                                                          ["N", 4, 6, 6])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 16, 6, 6])],
+        initializer=[numpy_helper.from_array(value, name) for name, value in constants.items()])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
+@pytest.mark.parametrize("zero_point, replacement", [(0, None), (124, "Clip")])
+def test_relu_before_quantize_leaves_the_values_and_the_conv_fuses(zero_point, replacement):
+    """Zero point 0: the QuantizeLinear clamps at 0 itself. Zero point 124 (tfmot's range after a
+    short fine-tuning): max(Q(x), 124), an integer Clip after the QuantizeLinear."""
+    model = _relu_qdq_model(zero_point)
+    folded = fold_qat_weights(model)
+    assert not _nodes(folded, "Relu")
+    clips = _nodes(folded, "Clip")
+    assert [node.op_type for node in clips] == ([replacement] if replacement else [])
+    if clips:
+        assert _initializers(folded)[clips[0].input[1]] == np.uint8(124)
+    samples = np.random.default_rng(6).normal(size=(64, 4, 6, 6)).astype(np.float32)
+    expected = _run(model, samples, "disable")
+    assert np.array_equal(_run(folded, samples, "disable"), expected)  # exact
+    assert (expected == 0).mean() > 0.2  # the Relu did clamp
+    assert np.abs(_run(folded, samples) - expected).max() <= 0.05 + 1e-6  # one step
+    ran = integer_kernel_summary(folded)
+    assert ran["integer_ops"] == {"QLinearConv": 1} and ran["float_compute_ops"] == {}
+    if replacement:  # ORT's ReluQuantFusion handles zero point 0 itself, not 124
+        assert integer_kernel_summary(model)["float_compute_ops"]
