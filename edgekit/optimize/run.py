@@ -178,9 +178,7 @@ def _finish(source: Source, config: OptimizeConfig, search: SearchResult, lab: L
                             "fine-tuning is not bit-for-bit repeatable; check it with edgekit "
                             "bench")
         winner_record = {"folder": str(final), "command": winner.command,
-                         "accuracy_val": winner.accuracy_val, "accuracy_test": winner.accuracy_test,
-                         "onnx_file": (f"{OPTIMIZE_FOLDER}/{winner.onnx_file.name}"
-                                       if winner.onnx_file else None)}
+                         "accuracy_val": winner.accuracy_val, "accuracy_test": winner.accuracy_test}
         document = records.document(search, config, parent, notes, lab.fallbacks, winner_record)
         folder = staging / OPTIMIZE_FOLDER
         folder.mkdir(parents=True, exist_ok=True)
@@ -236,7 +234,6 @@ def _section(search, config, chosen, winner, plots, final, fallback, source, war
         "float_layers": (fallback or {}).get("float_layers"),
         "candidates": f"{OPTIMIZE_FOLDER}/{CANDIDATES_FILE}",
         "plots": {name: f"{OPTIMIZE_FOLDER}/{path.name}" for name, path in plots.items()},
-        "onnx_file": f"{OPTIMIZE_FOLDER}/{winner.onnx_file.name}" if winner.onnx_file else None,
         "search_command": search_command(source, config, final),
         "stopped_by_time_budget": search.stopped_by_time_budget,
         "seconds": search.seconds,
@@ -248,13 +245,11 @@ def _section(search, config, chosen, winner, plots, final, fallback, source, war
 def _note(chosen) -> str | None:
     candidate = chosen.candidate
     if candidate.fallback and candidate.format == "tflite":
-        return ("model.tflite keeps float_layers in float; edgekit compress has no "
-                "--float-layers yet, so the command names the option it needs and "
-                "search_command reproduces the folder today")
+        return "model.tflite keeps float_layers in float (edgekit compress --int8 --float-layers)"
     if candidate.precision == "fp32" and candidate.format == "tflite":
         return "model.tflite is the fp32 conversion (compress ran with --dynamic for the rest)"
     if candidate.format == "onnx":
-        return "the measured ONNX file is onnx_file; export/ holds edgekit export's own files"
+        return "the winner is the ONNX file edgekit export wrote into export/ (see command)"
     return None
 
 

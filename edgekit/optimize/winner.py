@@ -59,8 +59,7 @@ ONNX_FLOAT_LAYERS_KEY = "onnx_float_layers"
 class Winner:
     """The winner folder as built in staging: its manifest and what was measured on it.
 
-    ``onnx_file`` stays None: an ONNX winner's file is the one ``edgekit export`` writes into
-    ``export/`` (kept for :mod:`edgekit.optimize.run`, which names it when there is one).
+    An ONNX winner's file is the one ``edgekit export`` writes into ``export/``.
     ``note`` says how the folder was made; ``onnx_float_layers`` what ``export_onnx`` passes
     as ``--onnx-float-layers`` (None: the folder's own layers).
     """
@@ -70,7 +69,6 @@ class Winner:
     accuracy_val: float
     accuracy_test: float
     command: str
-    onnx_file: Path | None = None
     onnx_precision: str | None = None
     onnx_fallback: bool = False
     note: str | None = None
