@@ -91,9 +91,9 @@ def convert_to_onnx(model, opset: int = DEFAULT_OPSET):
     keras3 = is_keras3_model(model)
     input_name = model.inputs[0].name if keras3 else model.input_names[0]
     spec = (tf.TensorSpec((None, *model.input_shape[1:]), tf.float32, name=input_name),)
-    collector = _LogCollector()
+    collector, native = _LogCollector(), []
     try:
-        with _tf2onnx_logs(collector), quiet_native_logs():
+        with _tf2onnx_logs(collector), quiet_native_logs(native):
             if keras3:
                 # tf2onnx's from_keras reads tf-keras internals (KeyError 'keras_tensor_N' on
                 # Keras 3); the model traced as a tf.function converts the same graph.
@@ -103,11 +103,13 @@ def convert_to_onnx(model, opset: int = DEFAULT_OPSET):
             else:
                 proto, _ = tf2onnx.convert.from_keras(model, input_signature=spec, opset=opset)
     except Exception as error:  # noqa: BLE001  (tf2onnx raises anything from KeyError up)
-        raise ModelError(_failure(model, collector, error)) from error
+        raise ModelError(_failure(model, collector, error),
+                         details=_whole_output(collector, native, error)) from error
     logged = {op for op, _ in collector.unsupported}
     collector.unsupported += [(op, node) for op, node in _unknown_ops(proto) if op not in logged]
     if collector.unsupported:
-        raise ModelError(_failure(model, collector, None))
+        raise ModelError(_failure(model, collector, None),
+                         details=_whole_output(collector, native, None))
     output_name = model.output_names[0]
     if output_name.startswith(QAT_OUTPUT_PREFIX) and is_quantization_aware(model):
         output_name = output_name[len(QAT_OUTPUT_PREFIX):]
@@ -152,6 +154,13 @@ def is_quantization_aware(model) -> bool:
 
 def converter_version() -> str:
     return package_version("tf2onnx")
+
+
+def _whole_output(collector: "_LogCollector", native: list, error: BaseException | None) -> str:
+    """What tf2onnx said, in full: its exception, its error records and its native log."""
+    parts = [f"{type(error).__name__}: {error}" if error is not None else "",
+             "\n".join(collector.errors), "".join(native).strip()]
+    return "\n\n".join(part for part in parts if part)
 
 
 class _LogCollector(logging.Handler):

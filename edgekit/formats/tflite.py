@@ -182,7 +182,16 @@ def convert_to_tflite(model, mode: str = "fp32", representative_data: np.ndarray
         os_error = os_error_from_tensorflow(error)
         if os_error is not None:  # the disk or the OS, not the model: say so
             raise os_error from error
-        raise ModelError(converter_failure(error, model.name, chosen.name, "".join(logs))) from error
+        # The one line summarises; the converter's whole output stays on the error (--verbose
+        # prints it, the CLI otherwise keeps it in a log file it names).
+        raise ModelError(converter_failure(error, model.name, chosen.name, "".join(logs)),
+                         details=_whole_output(error, logs, printed.getvalue())) from error
+
+
+def _whole_output(error: BaseException, logs: list, printed: str) -> str:
+    """What the converter said, in full: its exception, then its native log and its stdout."""
+    parts = [f"{type(error).__name__}: {error}", "".join(logs).strip(), printed.strip()]
+    return "\n\n".join(part for part in parts if part)
 
 
 def check_representative_data(model, samples) -> np.ndarray:

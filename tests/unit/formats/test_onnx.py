@@ -90,3 +90,16 @@ def test_an_op_tf2onnx_cannot_convert_is_named_with_its_layer():
     with pytest.raises(ModelError, match=r"cannot convert op Digamma in layer 'special_function' "
                                          r"of model 'odd'"):
         convert_to_onnx(model)
+
+
+def test_a_failed_conversion_keeps_tf2onnxs_whole_output_on_the_error():
+    from edgekit._compat import keras, tensorflow
+
+    tf, tf_keras = tensorflow(), keras()
+    inputs = tf_keras.Input((4,), name="input")
+    x = tf_keras.layers.Lambda(tf.math.digamma, name="special_function")(inputs)
+    model = tf_keras.Model(inputs, tf_keras.layers.Dense(3, name="logits")(x), name="odd")
+    with pytest.raises(ModelError) as caught:
+        convert_to_onnx(model)
+    assert "\n" not in str(caught.value)  # the one line the CLI prints
+    assert caught.value.details and "Digamma" in caught.value.details  # what --verbose shows
