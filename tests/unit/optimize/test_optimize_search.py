@@ -164,3 +164,32 @@ def test_fewest_layers_stops_when_told_and_says_why():
     search = fewest_layers(["a", "b", "c"], lambda nodes: 0.0, lambda a: False,
                            keep_going=lambda: False)
     assert search.stopped == "time budget" and not search.trials
+
+
+def test_the_winner_is_decided_by_p50s_timed_side_by_side_in_one_run(fake_lab, tmp_path):
+    # The fallback looked fast in a bench run of its own (a quieter moment); timed beside the
+    # others it is the slower one, and the choice follows the side-by-side run.
+    from edgekit.optimize.latency import Latency
+
+    class Files(fake_lab):
+        def _artifact(self, candidate, accuracy=None):
+            artifact = super()._artifact(candidate, accuracy)
+            artifact.path = tmp_path / candidate.name
+            artifact.path.write_bytes(b"model")
+            return artifact
+
+        def latency(self, paths):
+            found = super().latency(paths)
+            if list(paths) == ["tflite-int8-fallback"]:
+                found["tflite-int8-fallback"] = Latency(0.2, 0.4)
+            return found
+
+    lab = Files(accuracy={"tflite-int8": 0.80}, fallback={1: 0.9},
+                p50={"tflite-fp32": 1.0, "tflite-dynamic": 0.5, "tflite-int8": 0.4,
+                     "tflite-int8-fallback": 0.7})
+    names = ("tflite-fp32", "tflite-dynamic", "tflite-int8", "tflite-int8-fallback")
+    result = Search(_config(finetune=False), _candidates(*names), lab).run()
+    together = [call for call in lab.calls if call[0] == "latency"][-1][1]
+    assert set(together) == {"tflite-fp32", "tflite-dynamic", "tflite-int8-fallback"}
+    assert result.outcome("tflite-int8-fallback").value("p50_ms") == 0.7
+    assert result.chosen.name == "tflite-dynamic"
