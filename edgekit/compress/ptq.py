@@ -31,7 +31,7 @@ from edgekit.formats.tflite_layers import (check_layer_names, convert_keeping_fl
 from edgekit.options import Option
 
 # Post-training quantization flags; at most one per run. Each is a TFLite conversion mode.
-PTQ_MODES = ("int8", "dynamic", "fp16", "int16x8")
+PTQ_MODES = ("int8", "dynamic", "fp16", "int16x8", "fp32")
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,8 @@ OPTIONS = (
     Option("dynamic", bool, False, "dynamic-range quantization: int8 weights, float activations"),
     Option("fp16", bool, False, "float16 weights"),
     Option("int16x8", bool, False, "16-bit activations, 8-bit weights (calibrated)"),
+    Option("fp32", bool, False, "no quantization: the float32 .tflite, as a baseline (what "
+           "edgekit optimize records for an fp32 winner)"),
     Option("calibration_samples", int, 500, "Training samples that calibrate --int8 / --int16x8.",
            minimum=1, label="field"),
     LayerNames("float_layers", help="Keras layers whose ops stay in float in the --int8 model",

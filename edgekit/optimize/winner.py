@@ -16,9 +16,9 @@ sensitivity.png). Its manifest's ``command`` makes the same folder:
   own check with those layers, the folder takes the TFLite fallback's layers (else the fp32
   .tflite, below) and export is told the ONNX layers (``--onnx-float-layers``, recorded in the
   ``optimize`` section as ``onnx_float_layers``);
-- **fp32** (no technique) is the one compress cannot be asked for: compress runs with
-  ``dynamic`` and its model.tflite is replaced by the fp32 conversion (config flags, recipe,
-  ``stages.ptq``, the result's row and its test report are rewritten to match).
+- **fp32**: ``edgekit compress --fp32`` (the float32 .tflite, no quantization). An ONNX
+  winner whose folder's TFLite int8 fails compress's own check gets the fp32 .tflite instead
+  (config flags, recipe, ``stages.ptq``, the result's row and its test report are rewritten).
 """
 
 from __future__ import annotations
@@ -92,9 +92,8 @@ def build_winner(source: Source, config, chosen: Outcome, staging: Path, final: 
     layers = list((fallback_record or {}).get("float_layers") or []) if candidate.fallback \
         else []
     fp32 = candidate.precision == "fp32"
-    # compress needs a technique: fp32 runs with --dynamic and its .tflite is replaced below.
-    options = {"dynamic": True} if fp32 else _with_layers(candidate.options, layers)
-    replace_with_fp32 = fp32
+    options = {"fp32": True} if fp32 else _with_layers(candidate.options, layers)
+    replace_with_fp32 = False
     try:
         result = _compress(source, config, candidate, staging, options)
     except ConversionCheckError as error:
@@ -136,7 +135,7 @@ def build_winner(source: Source, config, chosen: Outcome, staging: Path, final: 
             note = (f"model.tflite keeps {', '.join(layers)} in float: edgekit compress --int8 "
                     "--float-layers, as command says")
     command = reproducing_command(source, config, candidate, final,
-                                  candidate.options if fp32 else options, onnx_float_layers)
+                                  options, onnx_float_layers)
     manifest["name"] = final.name
     manifest["command"] = command
     return Winner(staging=staging, manifest=manifest, accuracy_val=accuracy_val,
@@ -186,7 +185,7 @@ def reproducing_command(source: Source, config, candidate, final: Path, options:
 
     Args:
         options: the compress options the folder was made with (a fallback's
-            ``float_layers`` included); fp32 has no compress flag.
+            ``float_layers`` included; ``fp32`` for an fp32 winner).
         onnx_float_layers: what export is told with ``--onnx-float-layers`` (None: nothing,
             it takes the folder's own layers).
     """

@@ -216,6 +216,9 @@ def test_the_time_budget_stops_the_search_and_says_so(sensitive_model, tmp_path,
     assert manifest["recipe"] == "fp32" and manifest["config"]["dynamic"] is False
     names = [artifact.name for subject in discover([output]) for artifact in subject.artifacts]
     assert "tflite-fp32" in names
+    # The fp32 winner's command names compress --fp32, and it remakes the same model.tflite.
+    assert "--fp32" in manifest["command"]
+    _assert_the_command_reproduces_the_folder(manifest["command"], output, tmp_path / "again")
 
 
 def test_fine_tuning_runs_only_where_it_can_still_win(parent_folder, tmp_path):
