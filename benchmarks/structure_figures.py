@@ -539,6 +539,25 @@ def suite_time(seconds: float | None, tests: int | None, baseline_seconds: float
     return figures
 
 
+def suite_split(junit: Path, repo: Path, baseline_commit: str) -> dict:
+    """Test time from a JUnit XML file (``PYTEST_ADDOPTS=--junitxml=FILE``), split between the
+    test files that existed at ``baseline_commit`` (renames followed) and the files added since."""
+    import subprocess
+    import xml.etree.ElementTree as ElementTree
+
+    added = subprocess.run(["git", "diff", "--name-status", "-M", baseline_commit, "HEAD", "--", "tests"],
+                           cwd=repo, capture_output=True, text=True, check=True).stdout
+    new_files = {line.split("\t")[-1] for line in added.splitlines() if line.startswith("A")}
+    split = {"existing": {"tests": 0, "seconds": 0.0}, "added": {"tests": 0, "seconds": 0.0}}
+    for case in ElementTree.parse(junit).getroot().iter("testcase"):
+        parts = case.get("classname", "").split(".")
+        files = {"/".join(parts[:index]) + ".py" for index in range(1, len(parts) + 1)}
+        side = split["added" if files & new_files else "existing"]
+        side["tests"] += 1
+        side["seconds"] += float(case.get("time") or 0)
+    return split
+
+
 def importlinter_config(repo: Path) -> str | None:
     """Where import-linter's contracts are written, if anywhere."""
     pyproject = repo / "pyproject.toml"
@@ -748,6 +767,16 @@ def render(figures: dict, command: str) -> str:
                       f"{suite['baseline_tests']:,} tests at {suite['baseline_commit']}"
                       + (f" ({suite['per_test_ratio']:.2f}x per test)" if suite["per_test_ratio"] else "")
                       + (" — met" if ratio <= 1 else " — **slower**"))
+        split = suite.get("split")
+        if split:
+            existing, added = split["existing"], split["added"]
+            suite_text += (f". By file (JUnit times): the test files that existed at "
+                           f"{suite['baseline_commit']} ran {existing['tests']:,} tests in "
+                           f"{existing['seconds']:.0f} s ({existing['seconds'] / suite['baseline_seconds']:.2f}x "
+                           f"the whole suite then, with the tests added to those files); the files "
+                           f"added since ran {added['tests']:,} tests in {added['seconds']:.0f} s")
+        if suite.get("note"):
+            suite_text += f" ({suite['note']})"
     else:
         suite_text = (f"not measured in this run (pass `--suite-seconds` and `--suite-tests`); "
                       f"before: {suite['baseline_seconds']:.0f} s for {suite['baseline_tests']:,} tests "
@@ -878,6 +907,11 @@ def main(argv: list[str] | None = None) -> None:
                              f"8 min 18 s at {BASELINE_COMMIT}]")
     parser.add_argument("--baseline-tests", type=int, default=BASELINE_TESTS,
                         help=f"tests in that run [default {BASELINE_TESTS}]")
+    parser.add_argument("--suite-junit", type=Path,
+                        help="that run's JUnit XML: splits its time between the test files that "
+                             "existed before the restructuring and those added since")
+    parser.add_argument("--suite-note", default="",
+                        help="how that run was measured (machine load, commit), shown beside it")
     parser.add_argument("--no-lint", action="store_true", help="do not run lint-imports")
     parser.add_argument("--json", type=Path, help="also write the raw figures to this file")
     parser.add_argument("--no-write", action="store_true",
@@ -885,12 +919,17 @@ def main(argv: list[str] | None = None) -> None:
     arguments = parser.parse_args(argv)
     suite = suite_time(arguments.suite_seconds, arguments.suite_tests, arguments.baseline_seconds,
                        arguments.baseline_tests)
+    if arguments.suite_junit:
+        suite["split"] = suite_split(arguments.suite_junit, REPO, BASELINE_COMMIT)
+    suite["note"] = arguments.suite_note
     figures = measure(REPO, PACKAGE, "tests", suite=suite, lint=not arguments.no_lint)
     command = ".venv/bin/python benchmarks/structure_figures.py"
     if arguments.suite_seconds:
         command += f" --suite-seconds {arguments.suite_seconds:g}"
     if arguments.suite_tests:
         command += f" --suite-tests {arguments.suite_tests}"
+    if arguments.suite_junit:
+        command += " --suite-junit JUNIT.xml"
     if arguments.baseline_seconds != BASELINE_SECONDS:
         command += f" --baseline-seconds {arguments.baseline_seconds:g}"
     if arguments.baseline_tests != BASELINE_TESTS:
