@@ -14,7 +14,7 @@ import numpy as np
 
 from edgekit.bench.latency import TimingConfig
 from edgekit.bench.load import measure_concurrent
-from edgekit.bench.worker import load_timed, main as worker_main, rss_mb, runtime_class, take
+from edgekit.bench.worker import finish, load_timed, main as worker_main, runtime_class, take
 
 LOAD_WORKER = [sys.executable, "-m", "edgekit.bench.load_worker"]
 
@@ -47,14 +47,7 @@ def run_load_test(spec: dict, events) -> dict:
             measurements.append({"batch": batch, "threads": None, "concurrency": concurrency,
                                  "timed": timed, **measurement})
             events.send("step", label=f"batch {batch} x{concurrency}")
-    result["measurements"] = measurements
-    if spec.get("outputs"):
-        np.save(spec["outputs"], np.asarray(runtime.run(x), dtype=np.float32))
-        events.send("step", label="accuracy")
-    runtime.close()
-    result["memory"]["rss_end_mb"] = rss_mb()
-    result["memory"]["peak_rss_mb"] = rss_mb("VmHWM")
-    return result
+    return finish(spec, runtime, x, result, measurements, events)
 
 
 def main(spec_path: str) -> int:

@@ -120,6 +120,12 @@ def run(spec: dict, events: Events) -> dict:
         measurements.append({"batch": batch, "threads": threads, "concurrency": 1,
                              "timed": timed, **measurement})
         events.send("step", label=f"batch {batch}")
+    return finish(spec, runtime, x, result, measurements, events)
+
+
+def finish(spec: dict, runtime, x, result: dict, measurements: list, events) -> dict:
+    """The end every worker job shares: the measurements, the outputs on the whole split (for
+    accuracy and fidelity) when asked, the runtime closed and the memory it ended with."""
     result["measurements"] = measurements
     if spec.get("outputs"):
         np.save(spec["outputs"], np.asarray(runtime.run(x), dtype=np.float32))

@@ -43,34 +43,6 @@ def parent_folder(tmp_path_factory):
     return folder
 
 
-@pytest.fixture(scope="module")
-def sensitive_model(tmp_path_factory):
-    """A .keras file whose layer ``wide_range`` ruins full int8 and nothing else does."""
-    from edgekit._compat import keras
-    from edgekit.data import load_dataset
-
-    tf_keras = keras()
-    tf_keras.utils.set_random_seed(0)
-    dataset = load_dataset("digits", seed=0)
-    inputs = tf_keras.Input((8, 8, 1), name="input")
-    x = tf_keras.layers.Flatten(name="flatten")(inputs)
-    x = tf_keras.layers.Dense(32, activation="relu", name="features")(x)
-    x = tf_keras.layers.Dense(32, activation="relu", name="wide_range")(x)
-    outputs = tf_keras.layers.Dense(10, activation="softmax", name="probabilities")(x)
-    model = tf_keras.Model(inputs, outputs, name="sensitive")
-    model.compile("adam", "sparse_categorical_crossentropy")
-    model.fit(dataset.x_train * 0.0625, dataset.y_train, epochs=15, batch_size=32, verbose=0)
-    kernel, bias = model.get_layer("features").get_weights()
-    kernel[:, 0], bias[0] = 0.0, -1.0  # unit 0 of features is dead: always 0 after its ReLU
-    model.get_layer("features").set_weights([kernel, bias])
-    kernel, bias = model.get_layer("wide_range").get_weights()
-    kernel[0, :] = 1000.0  # harmless in float (it multiplies 0), fatal to int8 weight scales
-    model.get_layer("wide_range").set_weights([kernel, bias])
-    path = tmp_path_factory.mktemp("sensitive") / "sensitive.keras"
-    model.save(path)
-    return path
-
-
 def _cli(*args: str):
     @click.group(cls=EdgekitGroup)
     def group():
