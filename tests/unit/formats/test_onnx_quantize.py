@@ -290,6 +290,24 @@ def test_folded_qat_model_gives_the_unfolded_outputs(qat_pair):
     assert (_run(folded, samples).argmax(1) == expected.argmax(1)).mean() > 0.9
 
 
+def test_folded_qat_model_has_short_inner_names_and_the_same_outputs(qat_pair):
+    """tf2onnx's long tensor names are a tenth of a small int8 file; the fold shortens them."""
+    import re
+
+    _, qat = qat_pair
+    short, long = fold_qat_weights(qat), fold_qat_weights(qat, short_names=False)
+    assert [v.name for v in short.graph.input] == [v.name for v in long.graph.input]
+    assert [v.name for v in short.graph.output] == [v.name for v in long.graph.output]
+    assert [n.name for n in short.graph.node] == [n.name for n in long.graph.node]
+    assert all(re.fullmatch(r"t\d+", tensor.name) for tensor in short.graph.initializer)
+    assert short.ByteSize() < long.ByteSize()
+    assert qat_int8_summary(short)["rewrites"]["tensor_names_shortened"] == len(
+        {name for node in long.graph.node for name in node.output}
+        | {tensor.name for tensor in long.graph.initializer}) - len(long.graph.output)
+    samples = np.random.default_rng(4).uniform(0, 1, size=(64, 8, 8, 1)).astype(np.float32)
+    assert np.array_equal(_run(short, samples), _run(long, samples))
+
+
 def test_plain_float_weights_are_left_alone(qat_pair):
     fp32, _ = qat_pair
     assert qat_int8_summary(fold_qat_weights(fp32)) == qat_int8_summary(fp32)
@@ -339,7 +357,7 @@ def test_quantize_linear_of_a_weight_is_folded_exactly_as_onnx_computes_it(layou
     import onnx
 
     model = _explicit_qdq_model(layout)
-    folded = fold_qat_weights(model)
+    folded = fold_qat_weights(model, short_names=False)  # to name the folded initializers
     onnx.checker.check_model(folded, full_check=True)
     ops = Counter(node.op_type for node in folded.graph.node)
     assert ops == Counter({"DequantizeLinear": 1, "MatMul": 1})
@@ -381,7 +399,7 @@ def test_batch_norm_fused_qat_kernels_fold_to_per_channel_int8_within_float_roun
     qat(np.random.default_rng(0).uniform(size=(16, 8, 8, 1)).astype(np.float32), training=True)
     proto = _to_onnx(qat, (8, 8, 1))
     floats = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
-    folded = fold_qat_weights(proto)
+    folded = fold_qat_weights(proto, short_names=False)  # to match tensors by name
     assert qat_int8_summary(folded)["float_weight_initializers"] == 0
     initializers = {t.name: numpy_helper.to_array(t) for t in folded.graph.initializer}
     kernels = [node for node in folded.graph.node if node.op_type == "DequantizeLinear"
@@ -492,7 +510,9 @@ def test_qat_model_runs_integer_kernels_only(qat_pair):
     # conv and dense1 have biases (Gemm); tf2onnx drops the zero biases of the others (MatMul).
     assert ran["integer_ops"] == {"QLinearConv": 1, "QGemm": 1, "QLinearMatMul": 2}
     assert ran["standalone_qdq"] == {"QuantizeLinear": 1, "DequantizeLinear": 1}
-    assert qat_int8_summary(folded)["rewrites"] == {"relus_to_integer_clip": 3}
+    rewrites = qat_int8_summary(folded)["rewrites"]
+    assert rewrites.pop("tensor_names_shortened") > 0
+    assert rewrites == {"relus_to_integer_clip": 3}
 
 
 def test_qat_biases_can_be_int32_through_dequantize_linear(qat_pair):
