@@ -396,7 +396,8 @@ def _prepare(source: Path, float_narrow: bool) -> tuple[dict, list[str]]:
     # lazy: onnx takes about 0.15 s to import and `import edgekit` must stay quick
     import onnx
 
-    proto, counts = prepare_float_graph(_load(source))
+    # A narrow Conv kept in float is left as it is (no SpaceToDepth in front of a float Conv).
+    proto, counts = prepare_float_graph(_load(source), space_to_depth=not float_narrow)
     onnx.save(proto, str(source))
     return counts, narrow_input_convs(proto.graph) if float_narrow else []
 
