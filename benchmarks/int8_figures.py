@@ -341,10 +341,16 @@ def onnx_int8_path(artifact: dict | None) -> dict:
                  preprocessed, "pre-processing not recorded")]
     if options.get("scheme_requested"):
         parts.append(f"asked {options['scheme_requested']}")
+    rewrites = {name: count for name, count in (options.get("graph_rewrites") or {}).items()
+                if count}
+    if rewrites:
+        parts.append("graph rewrites: " + ", ".join(
+            f"{name.replace('_', ' ')} {count}" for name, count in sorted(rewrites.items())))
     parts.append(found)
     return {"kind": "ptq", "scheme": scheme, "activation_type": activation,
             "activations_in_file": in_file,
-            "preprocessed": preprocessed, "calibrate_method": options.get("calibrate_method"),
+            "preprocessed": preprocessed, "graph_rewrites": rewrites,
+            "calibrate_method": options.get("calibrate_method"),
             "calibration_samples": options.get("calibration_samples"), "text": ", ".join(parts)}
 
 
