@@ -358,7 +358,8 @@ def onnx_int8_path(artifact: dict | None) -> dict:
 # Runtimes, used directly: accuracy of the .onnx files, and the timing rounds.
 
 
-def ort_session(path, threads: int = 1, profile_prefix: Path | None = None):
+def ort_session(path, threads: int = 1, profile_prefix: Path | None = None,
+                optimized: Path | None = None):
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -370,6 +371,8 @@ def ort_session(path, threads: int = 1, profile_prefix: Path | None = None):
     if profile_prefix is not None:
         options.enable_profiling = True
         options.profile_file_prefix = str(profile_prefix)
+    if optimized is not None:
+        options.optimized_model_filepath = str(optimized)
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
@@ -451,8 +454,16 @@ def time_rounds(runners: dict, rounds: int, runs: int, warmup: int) -> dict:
 def profile_ops(path, sample: np.ndarray, runs: int, prefix: Path) -> dict:
     """Share of one-thread ONNX Runtime kernel time per op type (ORT's profiler, median per node
     over the runs; profiling slows the run down, so only the shares are used)."""
+    import onnx
+
     prefix.parent.mkdir(parents=True, exist_ok=True)
-    session = ort_session(path, profile_prefix=prefix)
+    optimized = prefix.parent / f"{prefix.name}-optimized.onnx"
+    session = ort_session(path, profile_prefix=prefix, optimized=optimized)
+    # Which convolutions are depthwise, from the graph ONNX Runtime runs (its node names).
+    depthwise = {node.name for node in onnx.load(str(optimized)).graph.node
+                 if node.op_type in (*INT8_CONV, *FP32_CONV) and any(
+                     a.name == "group" and a.i > 1 for a in node.attribute)}
+    optimized.unlink()
     feed = {session.get_inputs()[0].name: np.ascontiguousarray(sample, dtype=np.float32)}
     warmup = min(10, runs // 5)
     for _ in range(warmup + runs):
@@ -473,11 +484,16 @@ def profile_ops(path, sample: np.ndarray, runs: int, prefix: Path) -> dict:
             op = (event.get("args") or {}).get("op_name", "?")
             per_node.setdefault(event["name"], (op, []))[1].append(event.get("dur", 0))
     by_op: dict[str, float] = {}
-    for op, durations in per_node.values():
+    by_conv = {"depthwise": 0.0, "other": 0.0}
+    for name, (op, durations) in per_node.items():
         by_op[op] = by_op.get(op, 0.0) + statistics.median(durations)
+        if op in (*INT8_CONV, *FP32_CONV):
+            kind = "depthwise" if name[:-len("_kernel_time")] in depthwise else "other"
+            by_conv[kind] += statistics.median(durations)
     nodes = sum(by_op.values()) or 1.0
     shares = sorted(((op, value / nodes) for op, value in by_op.items()), key=lambda kv: -kv[1])
-    return {"op_share": dict(shares), "runs": runs}
+    return {"op_share": dict(shares), "runs": runs,
+            "conv_share": {kind: value / nodes for kind, value in by_conv.items()}}
 
 
 def op_summary(profile: dict, count: int = 4) -> str:
@@ -748,6 +764,19 @@ def speed_reason(entry: dict) -> str:
                            f"{fp32_conv * 1000:.0f} us fp32 per call "
                            f"({fp32_conv / int8_conv:.2f}x; "
                            "op shares of ORT's profile x p50)")
+        kinds = {name: profile[name].get("conv_share") or {} for name in ("onnx-int8", "onnx-fp32")}
+        if kinds["onnx-int8"].get("depthwise") and kinds["onnx-fp32"].get("depthwise"):
+            parts = []
+            for kind, shown in (("depthwise", "depthwise"), ("other", "the other convolutions")):
+                mine, theirs = (kinds["onnx-int8"][kind] * int8,
+                                kinds["onnx-fp32"][kind] * fp32)
+                if mine and theirs:
+                    parts.append(f"{shown} {mine * 1000:.0f} us int8 vs {theirs * 1000:.0f} us "
+                                 f"fp32 ({theirs / mine:.2f}x)")
+            reasons.append("by kind: " + ", ".join(parts) + " (ONNX Runtime's int8 depthwise "
+                           "kernel is slower than its fp32 NCHWc one here)" * (
+                               kinds["onnx-int8"]["depthwise"] * int8
+                               > kinds["onnx-fp32"]["depthwise"] * fp32))
         reasons.append(f"ORT kernel time by op type, int8: {op_summary(profile['onnx-int8'])} "
                        f"({_float_share(profile['onnx-int8'])}); fp32: "
                        f"{op_summary(profile['onnx-fp32'])}")
