@@ -311,7 +311,7 @@ def _plain(value):
 
 COLUMNS = [  # (header, metric key, format)
     ("artifact", "name", "{}"), ("size", "size_mb", "{:.3f} MB"), ("accuracy", "accuracy", "{:.2%}"),
-    ("drop", "accuracy_drop", "{:+.2f} pt"), ("agree", "agreement", "{:.2%}"),
+    ("change", "accuracy_drop", "{:+.2f} pt"), ("agree", "agreement", "{:.2%}"),
     ("max diff", "max_abs_diff", "{:.1e}"), ("p50", "p50_ms", "{:.3f} ms"),
     ("p99", "p99_ms", "{:.3f} ms"), ("vs fp32", "speedup", "{:.2f}x"),
     ("thru", "throughput_per_s", "{:,.0f}/s"),
@@ -407,8 +407,8 @@ def _caption(report: dict) -> str:
     machine = report["machine"]
     return (f"batch {config['batches'][0]}, {config['threads'][0]} thread(s); latency of one call "
             f"(p50 / p99 over {config['min_runs']}+ runs and {config['min_seconds']}+ s per window); "
-            f"drop and agreement against the Keras model (a served model: the in-process ONNX file "
-            f"when measured too); vs fp32: a compressed artifact's speed against the fp32 artifact "
+            f"change (test accuracy points; -0.30 pt = 0.3 points lost) and agreement against "
+            f"the Keras model (a served model: the in-process ONNX file when measured too); vs fp32: a compressed artifact's speed against the fp32 artifact "
             f"of its runtime (fp32 p50 / its p50; below 1x: slower). {machine['cpu']}, "
             f"{machine['cores']} cores, "
             f"{' '.join(machine['cpu_flags'])}")
