@@ -25,6 +25,7 @@ lowest objective (p50 latency or gzipped size); ties go to the cheaper stage.
 
 from __future__ import annotations
 
+import statistics
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -42,6 +43,11 @@ MEASURED = "measured"
 SKIP_SCORING_SECONDS = 10.0
 # Accuracy is a share of samples: a drop equal to the budget is within it, float noise aside.
 _TOLERANCE = 1e-9
+# The candidates within budget are timed together this many times, the order rotated each time;
+# each one's p50 is the median over the runs. One run was not enough on shared cores: a burst of
+# load during one candidate's turn once made dynamic-range resnet8 look 15% faster than int8,
+# which the next bench run measured 42% slower.
+CHOICE_ROUNDS = 3
 
 
 @dataclass
@@ -285,17 +291,24 @@ class Search:
     def _fits(self, accuracy: float) -> bool:
         return (self.reference - accuracy) * 100 <= self.config.max_drop + _TOLERANCE
 
-    def _measure_latency(self, outcomes: list[Outcome]) -> None:
-        """p50 / p99 of freshly built candidates, each in a process of its own."""
+    def _measure_latency(self, outcomes: list[Outcome], rounds: int = 1) -> None:
+        """p50 / p99 of candidates, each in a process of its own; with ``rounds`` > 1 timed
+        that many times in rotated order, each value the median over the rounds it ran in."""
         if not outcomes:
             return
         paths = {outcome.name: outcome.artifact.path for outcome in outcomes}
-        try:
-            found = self.lab.latency(paths)
-        except EdgekitError as error:
-            found = {name: Latency(None, None, short_reason(error)) for name in paths}
+        names = list(paths)
+        runs: dict[str, list[Latency]] = {name: [] for name in names}
+        for turn in range(rounds):
+            order = names[turn % len(names):] + names[:turn % len(names)]
+            try:
+                found = self.lab.latency({name: paths[name] for name in order})
+            except EdgekitError as error:
+                found = {name: Latency(None, None, short_reason(error)) for name in order}
+            for name in order:
+                runs[name].append(found.get(name) or Latency(None, None, "not measured"))
         for outcome in outcomes:
-            outcome.latency = found.get(outcome.name) or Latency(None, None, "not measured")
+            outcome.latency = _median_latency(runs[outcome.name])
 
     def _check_latency(self, outcome: Outcome) -> None:
         """A scored candidate that could not be timed cannot win; say how it went."""
@@ -356,14 +369,24 @@ class Search:
                     and outcome.artifact is not None and outcome.artifact.path.exists()]
         if self.config.objective == "latency" and len(eligible) > 1:
             self.say(f"optimize: timing the {len(eligible)} candidates within budget again, "
-                     "side by side")
-            self._measure_latency(eligible)
+                     f"side by side, {CHOICE_ROUNDS} times in rotated order")
+            self._measure_latency(eligible, rounds=CHOICE_ROUNDS)
         best = self._best()
         if best is not None:
             best.chosen = True
 
     def _shown(self, value: float) -> str:
         return f"{value:.4f} ms" if self._field == "p50_ms" else f"{value:,.0f} B gzipped"
+
+
+def _median_latency(runs: list[Latency]) -> Latency:
+    """The median p50 and p99 of the runs that measured; the last reason when none did."""
+    timed = [run for run in runs if run.p50_ms is not None]
+    if not timed:
+        return runs[-1] if runs else Latency(None, None, "not measured")
+    p99s = [run.p99_ms for run in timed if run.p99_ms is not None]
+    return Latency(statistics.median(run.p50_ms for run in timed),
+                   statistics.median(p99s) if p99s else None)
 
 
 def _progress_line(outcome: Outcome) -> str:
