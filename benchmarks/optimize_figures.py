@@ -730,16 +730,17 @@ def sensitive_targets(entry: dict) -> list[dict]:
 # The full search (fine-tuning candidates too), behind --full-search.
 
 
-def run_full_search(args) -> dict:
-    print("== full search (fine-tuning candidates) on cnn", flush=True)
+def run_full_search(args, objective: str = "latency") -> dict:
+    print(f"== full search (fine-tuning candidates), --objective {objective}, on cnn", flush=True)
     parent, summary = parent_folder("cnn", args.quick, args.train_missing)
     budget = args.budgets[0]
     if parent is None:
         return {"budget": budget, "error": summary["reason"], "wall_seconds": None}
     work = OUT / ("quick" if args.quick else "") / "cnn"
     extra = {"finetune_epochs": 1} if args.quick else {}
-    search = run_search(parent, work / f"optimized-full-drop{budget_tag(budget)}", budget,
-                        "latency", args.quick, finetune=True, **extra)
+    suffix = "" if objective == "latency" else f"-{objective}"
+    search = run_search(parent, work / f"optimized-full-drop{budget_tag(budget)}{suffix}", budget,
+                        objective, args.quick, finetune=True, **extra)
     search["parent"] = relative(parent)
     search["measured"] = time.strftime("%Y-%m-%d %H:%M")
     return search
@@ -941,20 +942,26 @@ def render(figures: dict, args) -> str:
                 f"{'n/a' if inside is None else f'{inside / 60:.2f} min'} | "
                 f"{(search['chosen'] or {}).get('name', 'none')} | "
                 + (f"<= {MAX_SEARCH_MINUTES:g} min | {_met(target)} |" if target else "- | - |"))
-    if full and full.get("wall_seconds") is not None:
-        inside = full.get("search_seconds")
-        lines.append(f"| full (fine-tuning candidates too) | cnn | {full['budget']:g} | "
-                     f"{full['wall_seconds'] / 60:.2f} min | "
-                     f"{'n/a' if inside is None else f'{inside / 60:.2f} min'} | "
-                     f"{(full.get('chosen') or {}).get('name', 'none')} | not targeted | - |")
-    if full and full.get("candidates"):
-        lines += ["", "Full search, every candidate: " + "; ".join(
-            f"{item['name']} {item['status']}" + (
-                f" ({_pts(item['drop_points'])}, {_us(item['p50_ms'])})"
-                if item["status"] == "measured" else "") for item in full["candidates"]) + "."]
-    elif full and full.get("error"):
-        lines += ["", f"Full search: failed: {full['error']}."]
-    else:
+    fulls = [(objective, search) for objective, search in (
+        ("latency", full), ("size", figures.get("full_search_size"))) if search]
+    for objective, search in fulls:
+        if search.get("wall_seconds") is not None:
+            inside = search.get("search_seconds")
+            lines.append(f"| full (fine-tuning candidates too), --objective {objective} | cnn | "
+                         f"{search['budget']:g} | {search['wall_seconds'] / 60:.2f} min | "
+                         f"{'n/a' if inside is None else f'{inside / 60:.2f} min'} | "
+                         f"{(search.get('chosen') or {}).get('name', 'none')} | not targeted | - |")
+    for objective, search in fulls:
+        if search.get("candidates"):
+            lines += ["", f"Full search, --objective {objective}, every candidate: " + "; ".join(
+                f"{item['name']} {item['status']}" + (
+                    f" ({_pts(item['drop_points'])}, {_us(item['p50_ms'])}, "
+                    f"{_bytes(item.get('gzip_bytes'))} gzipped)"
+                    if item["status"] == "measured" else "") for item in search["candidates"])
+                + "."]
+        elif search.get("error"):
+            lines += ["", f"Full search, --objective {objective}: failed: {search['error']}."]
+    if not fulls:
         lines += ["", "The full search (fine-tuning candidates: pruning + QAT, clustering + "
                   "int8, QAT) was **not run** in this invocation; `--full-search` runs it on cnn "
                   f"at --max-drop {args.budgets[0]:g}."]
@@ -1042,7 +1049,8 @@ def main() -> None:
     parser.add_argument("--recipes", default=",".join(HAND_RECIPES),
                         help=f"hand recipes, some of {', '.join(HAND_RECIPES)}")
     parser.add_argument("--full-search", action="store_true",
-                        help="also a search with the fine-tuning candidates on cnn (first budget)")
+                        help="also a search with the fine-tuning candidates on cnn (first budget), "
+                             "one per --objectives")
     parser.add_argument("--no-sensitive", action="store_true",
                         help="leave out the constructed sensitive model")
     parser.add_argument("--sensitive-budget", type=float, default=SENSITIVE_BUDGET,
@@ -1076,7 +1084,7 @@ def main() -> None:
     record = folder / "optimize_figures.json"
     previous = json.loads(record.read_text()) if record.exists() else {}
     results = {entry["model"]: entry for entry in previous.get("results", [])}
-    state = {"sensitive": previous.get("sensitive"), "full_search": previous.get("full_search")}
+    state = {key: previous.get(key) for key in ("sensitive", "full_search", "full_search_size")}
 
     def save() -> dict:
         """The record so far (written after every part: a later failure keeps the others)."""
@@ -1094,8 +1102,10 @@ def main() -> None:
         state["sensitive"] = run_sensitive(args)
         save()
     if args.full_search:
-        state["full_search"] = run_full_search(args)
-        save()
+        for objective in args.objectives:
+            key = "full_search" if objective == "latency" else f"full_search_{objective}"
+            state[key] = run_full_search(args, objective)
+            save()
     figures = save()
     # Targets are derived figures: recomputed here, so entries kept from an earlier invocation
     # are judged (and explained) by the same rules as the fresh ones.
