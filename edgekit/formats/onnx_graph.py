@@ -30,7 +30,8 @@ a tenth of resnet8's int8 file).
 Example:
     >>> proto, counts = prepare_float_graph(onnx.load("model_fp32.onnx"))
     >>> counts
-    {'identity_reshapes_removed': 22, 'identity_pools_removed': 1, 'batch_norms_folded': 12}
+    {'identity_reshapes_removed': 22, 'identity_pools_removed': 1, 'batch_norms_folded': 12,
+     'space_to_depth_convs': 1}
 """
 
 from __future__ import annotations
