@@ -408,9 +408,9 @@ def _caption(report: dict) -> str:
     return (f"batch {config['batches'][0]}, {config['threads'][0]} thread(s); latency of one call "
             f"(p50 / p99 over {config['min_runs']}+ runs and {config['min_seconds']}+ s per window); "
             f"change (test accuracy points; -0.30 pt = 0.3 points lost) and agreement against "
-            f"the Keras model (a served model: the in-process ONNX file when measured too); vs fp32: a compressed artifact's speed against the fp32 artifact "
-            f"of its runtime (fp32 p50 / its p50; below 1x: slower). {machine['cpu']}, "
-            f"{machine['cores']} cores, "
+            f"the Keras model (a served model: the in-process ONNX file when measured too); "
+            f"vs fp32: a compressed artifact's speed against the fp32 artifact of its runtime "
+            f"(fp32 p50 / its p50; below 1x: slower). {machine['cpu']}, {machine['cores']} cores, "
             f"{' '.join(machine['cpu_flags'])}")
 
 

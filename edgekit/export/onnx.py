@@ -173,10 +173,11 @@ def recipe_float_layers(manifest: dict | None) -> list[str]:
     return list(((manifest.get("stages") or {}).get("ptq") or {}).get("float_layers") or [])
 
 
-def quantization_graph(fp32_path: str | os.PathLike):
+def quantization_graph(fp32_path: str | os.PathLike, float_narrow_convs: bool = False):
     """The model ONNX Runtime's ``quantize_static`` sees for an fp32 file: edgekit's float-graph
-    rewrites, then ``quant_pre_process``, as :func:`quantize_static_int8` runs them. Its node
-    names are the ones ``nodes_to_exclude`` takes (pre-processing fuses and renames nodes).
+    rewrites, then ``quant_pre_process``, as :func:`quantize_static_int8` runs them (with the
+    same ``float_narrow_convs``). Its node names are the ones ``nodes_to_exclude`` takes
+    (pre-processing fuses and renames nodes).
 
     Raises:
         ModelError: when pre-processing fails.
@@ -185,7 +186,8 @@ def quantization_graph(fp32_path: str | os.PathLike):
     # lazy: onnxruntime.quantization takes about 0.25 s to import; only int8 export needs it
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    prepared, _ = prepare_float_graph(onnx.load(str(fp32_path)))
+    prepared, _ = prepare_float_graph(onnx.load(str(fp32_path)),
+                                      space_to_depth=not float_narrow_convs)
     with tempfile.TemporaryDirectory(prefix="edgekit-onnx-") as scratch, quiet_native_logs():
         source, target = Path(scratch) / "prepared.onnx", Path(scratch) / "pre.onnx"
         onnx.save(prepared, str(source))

@@ -16,8 +16,8 @@ BatchNormalization folding within float32 rounding):
   part of that Conv's weights and bias.
 - :func:`space_to_depth_convs`: a strided Conv over fewer than 4 input channels (the first
   one on a greyscale image or a spectrogram) becomes a SpaceToDepth and a stride-1 Conv over
-  ``stride**2`` times the channels, with the same outputs. ONNX Runtime's symmetric int8
-  convolution walks the kernel one position at a time, a few channels per step: on ds_cnn's
+  ``stride**2`` times the channels, with the same outputs up to float rounding. ONNX Runtime's
+  symmetric int8 convolution walks the kernel one position at a time, a few channels per step: on ds_cnn's
   10 x 4, stride-2 first layer over one channel that made the int8 layer slower than the
   fp32 one (measured 33 vs 27 us with the next 1 x 1 layer; 24 us rewritten).
 - :func:`narrow_input_convs`: the Convs with fewer than 4 input channels (the first one on a
@@ -263,7 +263,9 @@ def space_to_depth_convs(model) -> int:
     outputs come from SpaceToDepth(``s``) (channel ``(a*s + b)*C + c`` holds pixel
     ``(s*p + a, s*q + b)`` of channel ``c``) and a stride-1 Conv whose weight places each tap
     at its block and offset (zeros elsewhere), padded by whole blocks. Zero padding maps to
-    zero padding. The Conv keeps its name and output; returns how many were rewritten.
+    zero padding; the sums run in another order, so outputs agree up to float rounding. The
+    Conv keeps its name and output; returns how many were rewritten. A size not divisible by
+    the stride (a 49 x 10 spectrogram at stride 2) is left as it is.
     """
     # lazy: onnx takes about 0.15 s to import and `import edgekit` must stay quick
     from onnx import helper
@@ -354,10 +356,14 @@ def shorten_tensor_names(graph, prefix: str = "t") -> int:
         >>> shorten_tensor_names(model.graph)
         142
     """
-    if any(item.g.node or item.graphs for node in graph.node for item in node.attribute):
+    # lazy: onnx takes about 0.15 s to import and `import edgekit` must stay quick
+    from onnx import AttributeProto
+
+    if any(item.type in (AttributeProto.GRAPH, AttributeProto.GRAPHS)
+           for node in graph.node for item in node.attribute):
         return 0
     kept = {value.name for value in (*graph.input, *graph.output)} | {""}
-    taken = set(kept)
+    taken = kept | {value.name for value in graph.value_info}
     names = {}
     inner = [tensor.name for tensor in graph.initializer]
     inner += [name for node in graph.node for name in node.output]

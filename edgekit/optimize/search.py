@@ -362,8 +362,8 @@ class Search:
 
     def _choose(self) -> None:
         # The fallback and the fine-tuned candidates were timed in bench runs of their own; the
-        # candidates within budget are timed again together, so the winner is decided by p50s
-        # measured side by side in one run on this machine.
+        # candidates within budget are timed again together (CHOICE_ROUNDS runs, the order
+        # rotated), so the winner is decided by median p50s measured side by side here.
         eligible = [outcome for outcome in self.outcomes if outcome.measured
                     and outcome.within_budget and outcome.value(self._field) is not None
                     and outcome.artifact is not None and outcome.artifact.path.exists()]

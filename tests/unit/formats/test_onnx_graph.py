@@ -104,3 +104,37 @@ def test_int8_stem_runs_as_an_integer_kernel_over_blocks(tmp_path):
                                   float_narrow_convs=True)
     assert narrow["graph_rewrites"]["space_to_depth_convs"] == 0
     assert narrow["float_narrow_convs"] == ["stem"]
+
+
+def test_a_conv_over_an_input_of_unknown_size_is_left_alone():
+    model = _conv_model(1, [3, 3], 2, [1, 1, 1, 1], 28)
+    for dim in model.graph.input[0].type.tensor_type.shape.dim[2:]:
+        dim.dim_param = "side"  # height and width unknown until run time
+    assert space_to_depth_convs(model) == 0
+
+
+def test_short_tensor_names_never_take_a_graph_input_or_output_name():
+    import onnx
+    from onnx import TensorProto, helper
+
+    from edgekit.formats.onnx_graph import shorten_tensor_names
+
+    nodes = [helper.make_node("Relu", ["t0"], ["a_long_keras_path/relu:0"], name="relu"),
+             helper.make_node("Neg", ["a_long_keras_path/relu:0"], ["t2"], name="neg"),
+             helper.make_node("Abs", ["t2"], ["t1"], name="abs")]
+    graph = helper.make_graph(nodes, "names",
+                              [helper.make_tensor_value_info("t0", TensorProto.FLOAT, [2])],
+                              [helper.make_tensor_value_info("t1", TensorProto.FLOAT, [2])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    assert shorten_tensor_names(model.graph) == 2
+    onnx.checker.check_model(model, full_check=True)
+    outputs = [name for node in model.graph.node for name in node.output]
+    assert outputs[-1] == "t1" and len(set(outputs)) == 3 and "t0" not in outputs
+    assert [node.name for node in model.graph.node] == ["relu", "neg", "abs"]
+    samples = np.array([-2.0, 3.0], np.float32)
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(model.SerializeToString(),
+                                           providers=["CPUExecutionProvider"])
+    assert np.array_equal(session.run(None, {"t0": samples})[0], [0.0, 3.0])

@@ -166,7 +166,7 @@ def test_fewest_layers_stops_when_told_and_says_why():
     assert search.stopped == "time budget" and not search.trials
 
 
-def test_the_winner_is_decided_by_p50s_timed_side_by_side_in_one_run(fake_lab, tmp_path):
+def test_the_winner_is_decided_by_p50s_timed_side_by_side_in_rotated_rounds(fake_lab, tmp_path):
     # The fallback looked fast in a bench run of its own (a quieter moment); timed beside the
     # others it is the slower one, and the choice follows the side-by-side run.
     from edgekit.optimize.latency import Latency
