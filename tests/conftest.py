@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -43,6 +44,18 @@ def edgekit_executable() -> str:
 def edgekit_command() -> str:
     """Path of the installed ``edgekit`` console script."""
     return edgekit_executable()
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@pytest.fixture
+def interruptible():
+    """``preexec_fn`` for a child a test stops with SIGINT: Ctrl-C's default disposition, even
+    when the suite runs with SIGINT ignored (started by ``nohup`` or with ``&`` from a script,
+    whose children inherit the ignore: their Ctrl-C handler never runs)."""
+    return _default_sigint
 
 
 @pytest.fixture

@@ -119,12 +119,14 @@ def test_outputs_that_cannot_be_renamed_into_place_are_refused_before_any_work(f
 
 def test_a_second_writer_of_the_same_output_fails_at_once_naming_the_first(folders, run,
                                                                            tmp_path,
-                                                                           edgekit_command):
+                                                                           edgekit_command,
+                                                                           interruptible):
     output = tmp_path / "long"
     env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
     first = subprocess.Popen([edgekit_command, "train", "--model", "mlp", "--epochs", "400",
                               "--early-stopping", "0", "--output", str(output)], cwd=tmp_path,
-                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             preexec_fn=interruptible)
     try:
         lock = tmp_path / ".long.lock"
         deadline = time.time() + 60
@@ -221,12 +223,13 @@ def _free_ports(count: int = 3) -> list[int]:
     return ports
 
 
-def _serve(edgekit_command, repository, ports, tmp_path):
+def _serve(edgekit_command, repository, ports, tmp_path, preexec_fn):
     env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
     process = subprocess.Popen([edgekit_command, "serve", str(repository),
                                 "--http-port", str(ports[0]), "--grpc-port", str(ports[1]),
                                 "--metrics-port", str(ports[2])], cwd=tmp_path, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                               preexec_fn=preexec_fn)
     for line in process.stdout:
         if line.startswith("ready"):
             return process
@@ -235,9 +238,10 @@ def _serve(edgekit_command, repository, ports, tmp_path):
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
 def test_serve_killed_with_sigkill_takes_its_triton_server_with_it(folders, tmp_path,
-                                                                   edgekit_command):
+                                                                   edgekit_command,
+                                                                   interruptible):
     ports = _free_ports()
-    first = _serve(edgekit_command, folders["root"] / "repo", ports, tmp_path)
+    first = _serve(edgekit_command, folders["root"] / "repo", ports, tmp_path, interruptible)
     servers = _children(first.pid)
     assert servers, "serve started no child process"
     first.kill()  # SIGKILL: no handler of ours runs
@@ -247,7 +251,8 @@ def test_serve_killed_with_sigkill_takes_its_triton_server_with_it(folders, tmp_
         time.sleep(0.2)
     assert not any(Path(f"/proc/{pid}/stat").exists()
                    and Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z" for pid in servers)
-    second = _serve(edgekit_command, folders["root"] / "repo", ports, tmp_path)  # same ports
+    second = _serve(edgekit_command, folders["root"] / "repo", ports, tmp_path,  # same ports
+                    interruptible)
     try:
         import numpy as np
 

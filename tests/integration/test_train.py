@@ -79,12 +79,14 @@ def test_finished_run_resumed_to_more_epochs_has_the_whole_history(cli_runner, t
     assert training["optimizer_steps"] == 4 * steps_per_epoch
 
 
-def test_interrupted_run_keeps_its_checkpoint_and_resumes(run_edgekit, edgekit_command, tmp_path):
+def test_interrupted_run_keeps_its_checkpoint_and_resumes(run_edgekit, edgekit_command, tmp_path,
+                                                          interruptible):
     staging_state = tmp_path / ".run.partial" / "checkpoints" / "state.json"
     process = subprocess.Popen(
         [edgekit_command, "train", "--model", "mlp", "--epochs", "200", "--batch-size", "8",
          "--early-stopping", "0", "--output", "run"],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=interruptible)
     deadline = time.time() + 120
     while time.time() < deadline and process.poll() is None:
         if staging_state.exists() and json.loads(staging_state.read_text())["epochs_done"] >= 2:
