@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from edgekit.optimize.candidates import build_candidates, select
 from edgekit.optimize.config import OptimizeConfig
 from edgekit.optimize.search import CHOICE_ROUNDS, Search
@@ -166,10 +168,9 @@ def test_fewest_layers_stops_when_told_and_says_why():
     assert search.stopped == "time budget" and not search.trials
 
 
-def test_the_winner_is_decided_by_p50s_timed_side_by_side_in_rotated_rounds(fake_lab, tmp_path):
-    # The fallback looked fast in a bench run of its own (a quieter moment); timed beside the
-    # others it is the slower one, and the choice follows the side-by-side run.
-    from edgekit.optimize.latency import Latency
+@pytest.fixture
+def file_lab(fake_lab, tmp_path):
+    """A fake lab whose artifacts exist as files (the final side-by-side timing needs them)."""
 
     class Files(fake_lab):
         def _artifact(self, candidate, accuracy=None):
@@ -178,6 +179,15 @@ def test_the_winner_is_decided_by_p50s_timed_side_by_side_in_rotated_rounds(fake
             artifact.path.write_bytes(b"model")
             return artifact
 
+    return Files
+
+
+def test_the_winner_is_decided_by_p50s_timed_side_by_side_in_rotated_rounds(file_lab):
+    # The fallback looked fast in a bench run of its own (a quieter moment); timed beside the
+    # others it is the slower one, and the choice follows the side-by-side run.
+    from edgekit.optimize.latency import Latency
+
+    class Files(file_lab):
         def latency(self, paths):
             found = super().latency(paths)
             if list(paths) == ["tflite-int8-fallback"]:
@@ -197,19 +207,13 @@ def test_the_winner_is_decided_by_p50s_timed_side_by_side_in_rotated_rounds(fake
     assert result.chosen.name == "tflite-dynamic"
 
 
-def test_one_noisy_round_of_the_final_timing_does_not_decide(fake_lab, tmp_path):
+def test_one_noisy_round_of_the_final_timing_does_not_decide(file_lab):
     # A burst of load in one side-by-side round makes int8 look slow; the median of the rounds
     # keeps the order the other rounds agree on.
     from edgekit.optimize.latency import Latency
 
-    class Noisy(fake_lab):
+    class Noisy(file_lab):
         rounds = 0
-
-        def _artifact(self, candidate, accuracy=None):
-            artifact = super()._artifact(candidate, accuracy)
-            artifact.path = tmp_path / candidate.name
-            artifact.path.write_bytes(b"model")
-            return artifact
 
         def latency(self, paths):
             found = super().latency(paths)
