@@ -63,7 +63,8 @@ import edgekit  # noqa: E402  (selects Keras 2 first)
 from edgekit.errors import EdgekitError, OptionError  # noqa: E402
 from edgekit.export import FidelityError  # noqa: E402
 from edgekit.manifest import machine, read_manifest  # noqa: E402
-from results_file import machine_line, replace_section  # noqa: E402
+from results_file import (finished_train, machine_line, relative,  # noqa: E402
+                          replace_section, train_parent)
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = Path(__file__).resolve().parent / "out" / "int8"
@@ -98,10 +99,6 @@ LITERT_THREADS = (1, 2)
 FMA_PORTS, INT8_MACS_PER_VNNI, FP32_LANES = 2, 64, 16
 QUICK_TRAIN, QUICK_TEST = 2000, 500
 
-
-def relative(text) -> str:
-    """``text`` with this checkout's absolute path taken out."""
-    return str(text).replace(str(REPO) + "/", "").replace(str(REPO), ".")
 
 
 # --------------------------------------------------------------------------------------------
@@ -181,34 +178,13 @@ def parent_folder(model: str, inputs: str, spec: str, epochs: int, retrain: bool
     candidates.append(folder)
     if not retrain:
         for candidate in candidates:
-            summary = _finished_train(candidate, model, spec)
+            summary = finished_train(candidate, model, spec)
             if summary:
                 return candidate, {"reused": True, **summary}
-    started = time.time()
-    result = edgekit.train(model=model, dataset=spec, epochs=epochs, output_dir=folder,
-                           force=True, progress=False)
-    print(f"trained {model} on {inputs}: {result.test_accuracy * 100:.2f}% in "
-          f"{time.time() - started:.0f} s", flush=True)
-    return folder, {"reused": False, **_train_summary(result.manifest)}
+    return train_parent(model, spec, epochs, folder, inputs)
 
 
-def _finished_train(folder: Path, model: str, spec: str) -> dict | None:
-    if not (folder / "manifest.json").is_file():
-        return None
-    manifest = read_manifest(folder)
-    config = manifest.get("config", {})
-    if (manifest.get("stage") == "train" and manifest.get("status") == "complete"
-            and config.get("model") == model and config.get("dataset") == spec):
-        return _train_summary(manifest)
-    return None
 
-
-def _train_summary(manifest: dict) -> dict:
-    return {"command": relative(manifest["command"]),
-            "epochs_run": manifest["training"]["epochs_run"],
-            "seconds": (manifest.get("runtime") or {}).get("seconds"),
-            "test_accuracy": manifest["evaluation"]["test"]["accuracy"],
-            "parameters": manifest["model"]["parameters"]["total"]}
 
 
 def run_compress(parent: Path, work: Path, recipe: str, quick: bool) -> dict:

@@ -76,7 +76,8 @@ from edgekit.compress.run import ConversionCheckError  # noqa: E402
 from edgekit.errors import EdgekitError  # noqa: E402
 from edgekit.manifest import machine, read_manifest  # noqa: E402
 from edgekit.optimize import NoCandidateWithinBudgetError  # noqa: E402
-from results_file import machine_line, replace_section  # noqa: E402
+from results_file import (finished_train, machine_line, relative,  # noqa: E402
+                          replace_section, train_parent)
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = Path(__file__).resolve().parent / "out" / "optimize"
@@ -110,10 +111,6 @@ THREADS = 1
 TOLERANCE = 1e-9
 
 
-def relative(text) -> str:
-    """``text`` with this checkout's absolute path taken out."""
-    return str(text).replace(str(REPO) + "/", "").replace(str(REPO), ".")
-
 
 def sha256(path) -> str | None:
     path = Path(path)
@@ -132,47 +129,26 @@ def parent_folder(model: str, quick: bool, train_missing: bool) -> tuple[Path | 
     """(folder, summary) of a finished train run of ``model``, or (None, {"reason": ...})."""
     if quick:
         folder = OUT / "quick" / "parents" / f"{model}-{QUICK_DATASET}"
-        summary = _finished_train(folder, model, QUICK_DATASET)
+        summary = finished_train(folder, model, QUICK_DATASET)
         if summary:
             return folder, {"reused": True, **summary}
-        return _train(model, QUICK_DATASET, QUICK_EPOCHS, folder)
+        return train_parent(model, QUICK_DATASET, QUICK_EPOCHS, folder, QUICK_DATASET)
     candidates = [INT8_PARENTS / f"{model}-28x28x1", OUT / "parents" / f"{model}-fashion_mnist"]
     for folder in candidates:
-        summary = _finished_train(folder, model, "fashion_mnist")
+        summary = finished_train(folder, model, "fashion_mnist")
         if summary:
             return folder, {"reused": True, **summary}
     if train_missing:
-        return _train(model, "fashion_mnist", PARENT_EPOCHS[model], candidates[1])
+        return train_parent(model, "fashion_mnist", PARENT_EPOCHS[model], candidates[1],
+                            "fashion_mnist")
     return None, {"reason": f"no finished parent: {relative(candidates[0])}/manifest.json does not "
                             "exist yet (benchmarks/int8_figures.py trains it); rerun when it "
                             "does, or pass --train-missing"}
 
 
-def _train(model: str, spec: str, epochs: int, folder: Path) -> tuple[Path, dict]:
-    started = time.time()
-    result = edgekit.train(model=model, dataset=spec, epochs=epochs, output_dir=folder,
-                           force=True, progress=False)
-    print(f"trained {model} on {spec}: {result.test_accuracy * 100:.2f}% in "
-          f"{time.time() - started:.0f} s", flush=True)
-    return folder, {"reused": False, **_train_summary(result.manifest)}
 
 
-def _finished_train(folder: Path, model: str, spec: str) -> dict | None:
-    if not (folder / "manifest.json").is_file():
-        return None
-    manifest = read_manifest(folder)
-    config = manifest.get("config", {})
-    if (manifest.get("stage") == "train" and manifest.get("status") == "complete"
-            and config.get("model") == model and config.get("dataset") == spec):
-        return _train_summary(manifest)
-    return None
 
-
-def _train_summary(manifest: dict) -> dict:
-    return {"command": relative(manifest["command"]),
-            "epochs_run": manifest["training"]["epochs_run"],
-            "test_accuracy": manifest["evaluation"]["test"]["accuracy"],
-            "parameters": manifest["model"]["parameters"]["total"]}
 
 
 # --------------------------------------------------------------------------------------------

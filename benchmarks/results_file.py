@@ -9,6 +9,50 @@ RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 HEADER = "# edgekit — measured figures\n\nEvery figure below was produced by a script in `benchmarks/`; rerun it to refresh its section.\n"
 
 
+REPO = RESULTS.parents[1]
+
+
+def relative(text) -> str:
+    """``text`` with this checkout's absolute path taken out."""
+    return str(text).replace(str(REPO) + "/", "").replace(str(REPO), ".")
+
+
+def train_parent(model: str, spec: str, epochs: int, folder: Path, shown: str) -> tuple[Path, dict]:
+    """Train a parent with ``edgekit.train`` into ``folder``; ``(folder, summary)``."""
+    import time
+
+    import edgekit
+
+    started = time.time()
+    result = edgekit.train(model=model, dataset=spec, epochs=epochs, output_dir=folder,
+                           force=True, progress=False)
+    print(f"trained {model} on {shown}: {result.test_accuracy * 100:.2f}% in "
+          f"{time.time() - started:.0f} s", flush=True)
+    return folder, {"reused": False, **train_summary(result.manifest)}
+
+
+def finished_train(folder: Path, model: str, spec: str) -> dict | None:
+    """The summary of a finished train run of ``model`` on ``spec`` in ``folder``, else None."""
+    from edgekit.manifest import read_manifest
+
+    if not (folder / "manifest.json").is_file():
+        return None
+    manifest = read_manifest(folder)
+    config = manifest.get("config", {})
+    if (manifest.get("stage") == "train" and manifest.get("status") == "complete"
+            and config.get("model") == model and config.get("dataset") == spec):
+        return train_summary(manifest)
+    return None
+
+
+def train_summary(manifest: dict) -> dict:
+    return {"command": relative(manifest["command"]),
+            "epochs_run": manifest["training"]["epochs_run"],
+            "seconds": (manifest.get("runtime") or {}).get("seconds"),
+            "test_accuracy": manifest["evaluation"]["test"]["accuracy"],
+            "parameters": manifest["model"]["parameters"]["total"]}
+
+
 def machine_line(machine: dict) -> str:
     flags = " ".join(machine["cpu_flags"]) or "none of note"
     return f"{machine['cpu']}, {machine['cores']} cores, flags: {flags}, {machine['os']}"
