@@ -9,13 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import click
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from edgekit.cli.common import EdgekitGroup
-from edgekit.cli.compress import compress_command
 from edgekit.compress.config import CompressConfig, option_table
 from edgekit.compress.stages import TECHNIQUES, StageResult, Technique, techniques
 from edgekit.errors import OptionError
@@ -49,18 +45,6 @@ def tiny_folder(tmp_path_factory):
                   progress=False)
     return folder
 
-
-@pytest.fixture
-def edgekit_cli():
-    """``edgekit compress ...`` in this process, with edgekit's one-line error handling."""
-
-    @click.group(cls=EdgekitGroup)
-    def group():
-        """edgekit"""
-
-    group.add_command(compress_command)
-    runner = CliRunner()
-    return lambda *args: runner.invoke(group, ["compress", *args], catch_exceptions=False)
 
 
 def _weights(path: Path) -> list[np.ndarray]:

@@ -10,12 +10,8 @@ from __future__ import annotations
 import json
 import shlex
 
-import click
 import pytest
-from click.testing import CliRunner
 
-from edgekit.cli.common import EdgekitGroup
-from edgekit.cli.compress import compress_command
 from edgekit.compress import compress
 from edgekit.compress.config import CompressConfig
 from edgekit.compress.flatbuffer import read_weight_tensors
@@ -34,18 +30,6 @@ def float_layer_folder(sensitive_model, tmp_path_factory):
              float_layers="wide_range", **SENSITIVE)
     return folder
 
-
-@pytest.fixture
-def edgekit_cli():
-    """``edgekit compress ...`` in this process, with edgekit's one-line error handling."""
-
-    @click.group(cls=EdgekitGroup)
-    def group():
-        """edgekit"""
-
-    group.add_command(compress_command)
-    runner = CliRunner()
-    return lambda *args: runner.invoke(group, ["compress", *args], catch_exceptions=False)
 
 
 def _manifest(folder) -> dict:
