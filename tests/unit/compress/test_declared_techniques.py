@@ -46,7 +46,6 @@ def tiny_folder(tmp_path_factory):
     return folder
 
 
-
 def _weights(path: Path) -> list[np.ndarray]:
     from edgekit._compat import keras
 

@@ -31,7 +31,6 @@ def float_layer_folder(sensitive_model, tmp_path_factory):
     return folder
 
 
-
 def _manifest(folder) -> dict:
     return json.loads((folder / "manifest.json").read_text())
 
