@@ -110,12 +110,19 @@ def convert_to_onnx(model, opset: int = DEFAULT_OPSET):
     if collector.unsupported:
         raise ModelError(_failure(model, collector, None),
                          details=_whole_output(collector, native, None))
-    output_name = model.output_names[0]
+    output_name = _output_name(model)
     if output_name.startswith(QAT_OUTPUT_PREFIX) and is_quantization_aware(model):
         output_name = output_name[len(QAT_OUTPUT_PREFIX):]
     _rename_value(proto, proto.graph.output[0].name, output_name)
     _name_batch_axis(proto)
     return proto
+
+
+def _output_name(model) -> str:
+    """The name the ONNX output gets: the Keras output's name. tf-keras and a Keras 3 functional
+    model list it in ``output_names``; a Keras 3 Sequential has none: its last layer's name."""
+    names = getattr(model, "output_names", None)
+    return names[0] if names else model.layers[-1].name
 
 
 def to_float16(proto):

@@ -123,6 +123,38 @@ def test_export_and_bench_of_a_keras3_folder_use_the_keras3_model_as_reference(c
     assert rows["onnx-fp32"]["fidelity"]["agreement"] == 1.0
 
 
+def test_a_keras3_sequential_model_exports_to_onnx_like_a_functional_one(keras3, digits,
+                                                                        tmp_path, cli_runner):
+    """Keras 3 Sequential has no output_names; the ONNX output is named after its last layer."""
+    keras3.utils.set_random_seed(3)
+    model = keras3.Sequential([keras3.Input((8, 8, 1)), keras3.layers.Rescaling(1 / 16.0),
+                               keras3.layers.Conv2D(16, 3, strides=2, padding="same",
+                                                    activation="relu"),
+                               keras3.layers.Conv2D(32, 3, padding="same", activation="relu"),
+                               keras3.layers.GlobalAveragePooling2D(),
+                               keras3.layers.Dense(10, activation="softmax", name="probs")])
+    _train(model, digits, epochs=30).save(tmp_path / "seq.keras")
+    child = tmp_path / "seq-int8"
+    compressed = cli_runner("compress", str(tmp_path / "seq.keras"), "--dataset", "digits",
+                            "--int8", "--output", str(child))
+    assert compressed.exit_code == 0, compressed.output
+    exported = cli_runner("export", str(child), "--to", "onnx")
+    assert exported.exit_code == 0, exported.output
+    artifacts = _manifest(child / "export")["artifacts"]
+    assert {entry["status"] for entry in artifacts.values()} == {"passed"}
+    import onnx
+
+    assert [v.name for v in onnx.load(str(child / "export" / "model_fp32.onnx")).graph.output] \
+        == ["probs"]
+    expected = model.predict(digits.x_test, verbose=0)
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(child / "export" / "model_fp32.onnx"),
+                                           providers=["CPUExecutionProvider"])
+    got = session.run(None, {session.get_inputs()[0].name: digits.x_test.astype(np.float32)})[0]
+    assert np.abs(got - expected).max() < 1e-4
+
+
 def _manifest_bench(folder):
     return json.loads((folder / "bench" / "bench.json").read_text())
 
